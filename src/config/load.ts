@@ -1,0 +1,46 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import YAML from 'yaml';
+import { ConfigError, validateConfig, ValidationResult } from './validate';
+
+export interface LoadedConfig extends ValidationResult {
+  /** Absolute path of the file that was read. */
+  file: string;
+  /** True when no config was given and the bundled example was used. */
+  usesExample: boolean;
+}
+
+/** Location of the example config shipped at the package root. */
+export const EXAMPLE_CONFIG = path.resolve(__dirname, '..', '..', '..', 'config.example.yml');
+
+/**
+ * Picks the config file: the given path, else ./config.yml, else the example.
+ */
+export function resolveConfigPath(given: string | undefined, cwd = process.cwd()): { file: string; usesExample: boolean } {
+  if (given !== undefined) {
+    return { file: path.resolve(cwd, given), usesExample: false };
+  }
+  const local = path.resolve(cwd, 'config.yml');
+  if (fs.existsSync(local)) {
+    return { file: local, usesExample: false };
+  }
+  return { file: EXAMPLE_CONFIG, usesExample: true };
+}
+
+/** Reads, parses and validates a YAML config file. Throws ConfigError on any problem. */
+export function loadConfig(given: string | undefined, cwd = process.cwd()): LoadedConfig {
+  const { file, usesExample } = resolveConfigPath(given, cwd);
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    throw new ConfigError([`cannot read config file ${file} (${reason}); pass an existing file with --config`]);
+  }
+  const document = YAML.parseDocument(text, { prettyErrors: false });
+  if (document.errors.length > 0) {
+    throw new ConfigError(document.errors.map((error) => `${file}: YAML syntax error at line ${error.linePos?.[0].line ?? "?"}: ${error.code}`));
+  }
+  const result = validateConfig(document.toJS());
+  return { ...result, file, usesExample };
+}

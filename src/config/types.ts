@@ -1,0 +1,56 @@
+/** Log levels accepted by `log_level`, from most to least verbose. */
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface GroupConfig {
+  slug: string;
+  /** Shard index the group is pinned to; placed by a hash of the slug when absent. */
+  shard?: number;
+}
+
+export interface UserConfig {
+  username: string;
+  /** Plain-text password, accepted for compatibility with the original config format. */
+  password?: string;
+  /** `scrypt$N$r$p$<salt base64>$<hash base64>`, produced by `jobatator hash-password`. */
+  password_hash?: string;
+  /** Group slugs the user may select; `*` allows every group. */
+  groups: string[];
+}
+
+/** The validated server configuration, with every default applied. */
+export interface Config {
+  host: string;
+  port: number;
+  /** HTTP gateway port; -1 disables the gateway. */
+  web_port: number;
+  test_mode: boolean;
+  allow_dispatch: boolean;
+  /** `IGNORE` removes every delay (retry delays and cron waits). */
+  delay_policy: '' | 'IGNORE';
+  log_level: LogLevel;
+  /** Seconds a done job stays listed before it is deleted; 0 deletes it at once. */
+  job_timeout: number;
+  /** Seconds an errored job waits before it is pushed again. */
+  retry_delay: number;
+  /** Seconds a worker may hold a job without reporting before it goes to another worker. */
+  lease: number;
+  /** Unfinished jobs a worker connection may hold at once. */
+  prefetch: number;
+  /** Number of shard threads. */
+  shards: number;
+  /** Longest request line (or multibulk request) in bytes. */
+  max_line_bytes: number;
+  /** Largest JSON reply in bytes; bigger listings answer an error that names the paged form. */
+  max_reply_bytes: number;
+  /** Unsent output per connection above which the server stops reading it and pushing to it. */
+  max_output_bytes: number;
+  /** Bytes of partial requests that all connections together may buffer. */
+  max_input_buffer_bytes: number;
+  /** Idle time after which a newline-less request ending in a space runs; 0 turns the rule off. */
+  cli_idle_ms: number;
+  /** Seconds of idleness before TCP keepalive probes start; 0 turns keepalive off. */
+  tcp_keepalive: number;
+  groups: GroupConfig[];
+  users: UserConfig[];
+}

@@ -1,0 +1,270 @@
+import os from 'node:os';
+import { Config, GroupConfig, LOG_LEVELS, LogLevel, UserConfig } from './types';
+
+const MIB = 1024 * 1024;
+
+/** Builds the defaults; `shards` follows the core count of the machine the server runs on. */
+export function defaultConfig(): Config {
+  return {
+    host: '0.0.0.0',
+    port: 8962,
+    web_port: 8952,
+    test_mode: false,
+    allow_dispatch: false,
+    delay_policy: '',
+    log_level: 'info',
+    job_timeout: 60,
+    retry_delay: 30,
+    lease: 1800,
+    prefetch: 1,
+    shards: Math.max(1, os.availableParallelism() - 1),
+    max_line_bytes: 16 * MIB,
+    max_reply_bytes: 16 * MIB,
+    max_output_bytes: 8 * MIB,
+    max_input_buffer_bytes: 256 * MIB,
+    cli_idle_ms: 100,
+    tcp_keepalive: 60,
+    groups: [],
+    users: [],
+  };
+}
+
+/** Thrown with every problem found in a config, one message each. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+  }
+}
+
+export interface ValidationResult {
+  config: Config;
+  warnings: string[];
+}
+
+interface IntegerRule {
+  min: number;
+  max: number;
+  unit: string;
+}
+
+const INTEGER_KEYS: Record<string, IntegerRule> = {
+  port: { min: 0, max: 65535, unit: 'a TCP port' },
+  web_port: { min: -1, max: 65535, unit: 'a TCP port, or -1 to disable the gateway' },
+  job_timeout: { min: 0, max: 31_536_000, unit: 'seconds' },
+  retry_delay: { min: 0, max: 31_536_000, unit: 'seconds' },
+  lease: { min: 1, max: 31_536_000, unit: 'seconds' },
+  prefetch: { min: 1, max: 100_000, unit: 'jobs' },
+  shards: { min: 1, max: 256, unit: 'threads' },
+  max_line_bytes: { min: 1024, max: 1024 * MIB, unit: 'bytes' },
+  max_reply_bytes: { min: 1024, max: 1024 * MIB, unit: 'bytes' },
+  max_output_bytes: { min: 1024, max: 1024 * MIB, unit: 'bytes' },
+  max_input_buffer_bytes: { min: 1024, max: 16 * 1024 * MIB, unit: 'bytes' },
+  cli_idle_ms: { min: 0, max: 60_000, unit: 'milliseconds' },
+  tcp_keepalive: { min: 0, max: 86_400, unit: 'seconds' },
+};
+
+const BOOLEAN_KEYS = ['test_mode', 'allow_dispatch'] as const;
+const KNOWN_KEYS = new Set([
+  'host',
+  'delay_policy',
+  'log_level',
+  'groups',
+  'users',
+  ...BOOLEAN_KEYS,
+  ...Object.keys(INTEGER_KEYS),
+]);
+
+const SLUG_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
+
+function describe(value: unknown): string {
+  return JSON.stringify(value) ?? String(value);
+}
+
+/**
+ * Validates a parsed config document and applies defaults.
+ * Throws a ConfigError listing every problem; unknown keys only warn.
+ * Messages never include a password value.
+ */
+export function validateConfig(raw: unknown): ValidationResult {
+  const config = defaultConfig();
+  const problems: string[] = [];
+  const warnings: string[] = [];
+
+  if (raw === null || raw === undefined) {
+    raw = {};
+  }
+  if (typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new ConfigError(['the config must be a YAML mapping of keys to values']);
+  }
+  const input = raw as Record<string, unknown>;
+
+  for (const key of Object.keys(input)) {
+    if (!KNOWN_KEYS.has(key)) {
+      warnings.push(`unknown config key "${key}" is ignored`);
+    }
+  }
+
+  if (input.host !== undefined) {
+    if (typeof input.host === 'string' && input.host.length > 0) {
+      config.host = input.host;
+    } else {
+      problems.push(`host: expected an address such as 127.0.0.1, got ${describe(input.host)}`);
+    }
+  }
+
+  for (const [key, rule] of Object.entries(INTEGER_KEYS)) {
+    const value = input[key];
+    if (value === undefined) continue;
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < rule.min || value > rule.max) {
+      problems.push(
+        `${key}: expected an integer from ${rule.min} to ${rule.max} (${rule.unit}), got ${describe(value)}`,
+      );
+      continue;
+    }
+    (config as unknown as Record<string, number>)[key] = value;
+  }
+
+  for (const key of BOOLEAN_KEYS) {
+    const value = input[key];
+    if (value === undefined) continue;
+    if (typeof value !== 'boolean') {
+      problems.push(`${key}: expected true or false, got ${describe(value)}`);
+      continue;
+    }
+    config[key] = value;
+  }
+
+  if (input.delay_policy !== undefined && input.delay_policy !== null) {
+    const policy = String(input.delay_policy).toUpperCase();
+    if (policy === '' || policy === 'IGNORE') {
+      config.delay_policy = policy;
+    } else {
+      problems.push(`delay_policy: expected "" or "IGNORE", got ${describe(input.delay_policy)}`);
+    }
+  }
+
+  if (input.log_level !== undefined) {
+    const level = String(input.log_level).toLowerCase();
+    if ((LOG_LEVELS as readonly string[]).includes(level)) {
+      config.log_level = level as LogLevel;
+    } else {
+      problems.push(`log_level: expected one of ${LOG_LEVELS.join(', ')}, got ${describe(input.log_level)}`);
+    }
+  }
+
+  config.groups = validateGroups(input.groups, config.shards, problems);
+  config.users = validateUsers(input.users, config.groups, problems, warnings);
+
+  if (problems.length > 0) {
+    throw new ConfigError(problems);
+  }
+  return { config, warnings };
+}
+
+function validateGroups(raw: unknown, shards: number, problems: string[]): GroupConfig[] {
+  if (raw === undefined || raw === null) return [];
+  if (!Array.isArray(raw)) {
+    problems.push('groups: expected a list of {slug} entries');
+    return [];
+  }
+  const groups: GroupConfig[] = [];
+  const seen = new Set<string>();
+  raw.forEach((entry: unknown, index) => {
+    const where = `groups[${index}]`;
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) {
+      problems.push(`${where}: expected a mapping with a slug, got ${describe(entry)}`);
+      return;
+    }
+    const { slug, shard } = entry as Record<string, unknown>;
+    if (typeof slug !== 'string' || !SLUG_PATTERN.test(slug)) {
+      problems.push(
+        `${where}.slug: expected 1 to 128 letters, digits or _ . : -, got ${describe(slug)}`,
+      );
+      return;
+    }
+    if (seen.has(slug)) {
+      problems.push(`${where}.slug: group "${slug}" is declared twice`);
+      return;
+    }
+    seen.add(slug);
+    const group: GroupConfig = { slug };
+    if (shard !== undefined) {
+      if (typeof shard !== 'number' || !Number.isInteger(shard) || shard < 0 || shard >= shards) {
+        problems.push(`${where}.shard: expected an integer from 0 to ${shards - 1} (shards: ${shards}), got ${describe(shard)}`);
+        return;
+      }
+      group.shard = shard;
+    }
+    groups.push(group);
+  });
+  return groups;
+}
+
+function validateUsers(
+  raw: unknown,
+  groups: GroupConfig[],
+  problems: string[],
+  warnings: string[],
+): UserConfig[] {
+  if (raw === undefined || raw === null) return [];
+  if (!Array.isArray(raw)) {
+    problems.push('users: expected a list of {username, password, groups} entries');
+    return [];
+  }
+  const groupSlugs = new Set(groups.map((group) => group.slug));
+  const users: UserConfig[] = [];
+  const seen = new Set<string>();
+  let plainPasswords = 0;
+  raw.forEach((entry: unknown, index) => {
+    const where = `users[${index}]`;
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) {
+      problems.push(`${where}: expected a mapping with username, password and groups`);
+      return;
+    }
+    const fields = entry as Record<string, unknown>;
+    const { username, password, password_hash: passwordHash } = fields;
+    if (typeof username !== 'string' || username.length === 0 || /\s/.test(username)) {
+      problems.push(`${where}.username: expected a non-empty name without spaces, got ${describe(username)}`);
+      return;
+    }
+    if (seen.has(username)) {
+      problems.push(`${where}.username: user "${username}" is declared twice`);
+      return;
+    }
+    seen.add(username);
+    const user: UserConfig = { username, groups: [] };
+    if (passwordHash !== undefined) {
+      if (typeof passwordHash !== 'string' || !/^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$/.test(passwordHash)) {
+        problems.push(`${where}.password_hash: expected the scrypt$N$r$p$salt$hash form made by "jobatator hash-password"`);
+        return;
+      }
+      user.password_hash = passwordHash;
+    } else if (typeof password === 'string' && password.length > 0) {
+      user.password = password;
+      plainPasswords++;
+    } else if (typeof password === 'number') {
+      user.password = String(password);
+      plainPasswords++;
+    } else {
+      problems.push(`${where}.password: user "${username}" needs a non-empty password or password_hash`);
+      return;
+    }
+    if (!Array.isArray(fields.groups) || fields.groups.some((slug) => typeof slug !== 'string')) {
+      problems.push(`${where}.groups: expected a list of group slugs or ["*"] for user "${username}"`);
+      return;
+    }
+    for (const slug of fields.groups as string[]) {
+      if (slug !== '*' && !groupSlugs.has(slug)) {
+        problems.push(`${where}.groups: user "${username}" names group "${slug}", which is not declared under groups`);
+      }
+    }
+    user.groups = fields.groups as string[];
+    users.push(user);
+  });
+  if (plainPasswords > 0) {
+    warnings.push(
+      `${plainPasswords} user(s) have a plain-text password; store a password_hash instead (jobatator hash-password)`,
+    );
+  }
+  return users;
+}

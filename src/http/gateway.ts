@@ -1,0 +1,195 @@
+import http from 'node:http';
+import { tokenize } from '../net/tokenize';
+import { ErrorCode, errorReply } from '../protocol/errors';
+import { OrderedOutput } from '../protocol/ordered-output';
+import { Client, Session } from '../protocol/session';
+import type { JobatatorServer } from '../server';
+
+interface GatewayError {
+  code: string;
+  message: string;
+}
+
+interface GatewayResponse {
+  success: boolean;
+  data: unknown[];
+  errors: GatewayError[];
+}
+
+/** Most commands one gateway request may carry. */
+const MAX_COMMANDS = 1000;
+
+/** A gateway request's session: it runs the request's commands in order, then ends. */
+class GatewayClient implements Client {
+  readonly session = new Session();
+  readonly output: OrderedOutput;
+  readonly isGateway = true;
+  readonly replies: string[] = [];
+  private expected = 0;
+  private onComplete: (() => void) | undefined;
+
+  constructor(
+    readonly id: number,
+    readonly address: string,
+  ) {
+    this.output = new OrderedOutput((line) => {
+      this.replies.push(line);
+      if (this.replies.length >= this.expected) this.onComplete?.();
+    });
+  }
+
+  closeAfterReplies(): void {
+    // The session ends with its HTTP request anyway.
+  }
+
+  /** Resolves once `count` replies have been written. */
+  waitForReplies(count: number): Promise<void> {
+    this.expected = count;
+    if (this.replies.length >= count) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.onComplete = resolve;
+    });
+  }
+}
+
+/** Splits a reply into the gateway's `data` or `errors` entry. JSON replies are embedded. */
+function collect(reply: string, response: GatewayResponse): void {
+  if (reply.startsWith('Err: ')) {
+    const body = reply.slice('Err: '.length);
+    const separator = body.indexOf(';');
+    response.errors.push(
+      separator < 0 ? { code: body, message: '' } : { code: body.slice(0, separator), message: body.slice(separator + 1) },
+    );
+    return;
+  }
+  if (reply.startsWith('[') || reply.startsWith('{')) {
+    try {
+      response.data.push(JSON.parse(reply));
+      return;
+    } catch {
+      // Not JSON after all (a payload-like reply): keep it as a string.
+    }
+  }
+  response.data.push(reply);
+}
+
+function badRequest(message: string): GatewayResponse {
+  return { success: false, data: [], errors: [{ code: ErrorCode.INVALID_REQUEST, message }] };
+}
+
+function parseCommands(body: string): string[] | GatewayResponse {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body);
+  } catch {
+    return badRequest('the body is not valid JSON; send {"commands": ["AUTH user password", ...]}');
+  }
+  const commands = (parsed as { commands?: unknown } | null)?.commands;
+  if (!Array.isArray(commands) || commands.some((command) => typeof command !== 'string')) {
+    return badRequest('expected a JSON object with "commands", a list of command strings');
+  }
+  if (commands.length > MAX_COMMANDS) {
+    return badRequest(`a request may carry at most ${MAX_COMMANDS} commands, got ${commands.length}`);
+  }
+  return commands as string[];
+}
+
+async function runCommands(server: JobatatorServer, client: GatewayClient, commands: string[]): Promise<GatewayResponse> {
+  server.clients.set(client.id, client);
+  try {
+    for (const command of commands) {
+      const args = tokenize(command);
+      if (args === null) {
+        client.output.send(errorReply(ErrorCode.INVALID_SYNTAX, 'a quoted argument is not closed'));
+      } else if (args.length === 0) {
+        client.output.send(errorReply(ErrorCode.UNKNOWN_COMMAND));
+      } else {
+        const barrier = server.dispatcher.execute(client, args);
+        if (barrier !== undefined) await barrier;
+      }
+    }
+    await client.waitForReplies(commands.length);
+  } finally {
+    server.release(client);
+  }
+  const response: GatewayResponse = { success: true, data: [], errors: [] };
+  for (const reply of client.replies) collect(reply, response);
+  response.success = response.errors.length === 0;
+  return response;
+}
+
+function corsHeaders(request: http.IncomingMessage): Record<string, string> {
+  const referer = request.headers.referer;
+  if (referer === undefined) return {};
+  try {
+    return { 'Access-Control-Allow-Origin': new URL(referer).origin, Vary: 'Referer' };
+  } catch {
+    return {};
+  }
+}
+
+/**
+ * Starts the HTTP gateway: `POST /gateway` with `{"commands": [...]}` runs the commands in
+ * order on one session, in-process, with the same checks as TCP, and answers
+ * `{"success", "data", "errors"}`; status 400 when any command failed.
+ */
+export function startGateway(server: JobatatorServer, host: string, port: number): Promise<http.Server> {
+  const maxBody = server.config.max_line_bytes;
+  const httpServer = http.createServer((request, response) => {
+    const headers = { ...corsHeaders(request), 'Content-Type': 'application/json' };
+    const send = (status: number, body: GatewayResponse): void => {
+      response.writeHead(status, headers);
+      response.end(JSON.stringify(body));
+    };
+    if (request.url?.split('?')[0] !== '/gateway') {
+      send(404, badRequest(`unknown path ${JSON.stringify(request.url)}; use POST /gateway`));
+      return;
+    }
+    if (request.method === 'OPTIONS') {
+      response.writeHead(204, { ...headers, 'Access-Control-Allow-Methods': 'POST', 'Access-Control-Allow-Headers': 'Content-Type' });
+      response.end();
+      return;
+    }
+    if (request.method !== 'POST') {
+      send(405, badRequest(`method ${request.method} is not allowed; use POST /gateway`));
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let rejected = false;
+    request.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > maxBody && !rejected) {
+        rejected = true;
+        send(400, badRequest(`the body exceeds max_line_bytes (${maxBody} bytes)`));
+        request.destroy();
+        return;
+      }
+      if (!rejected) chunks.push(chunk);
+    });
+    request.on('end', () => {
+      if (rejected) return;
+      const commands = parseCommands(Buffer.concat(chunks).toString('utf8'));
+      if (!Array.isArray(commands)) {
+        send(400, commands);
+        return;
+      }
+      const address = `${request.socket.remoteAddress}:${request.socket.remotePort}`;
+      const client = new GatewayClient(server.newClientId(), address);
+      runCommands(server, client, commands).then(
+        (body) => send(body.success ? 200 : 400, body),
+        (error: unknown) => {
+          server.logger.error({ err: error, client: client.id }, 'gateway request failed');
+          send(500, { success: false, data: [], errors: [{ code: ErrorCode.INTERNAL_ERROR, message: 'see the server log' }] });
+        },
+      );
+    });
+  });
+  return new Promise((resolve, reject) => {
+    httpServer.once('error', reject);
+    httpServer.listen({ host, port }, () => {
+      httpServer.off('error', reject);
+      resolve(httpServer);
+    });
+  });
+}

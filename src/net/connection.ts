@@ -1,0 +1,186 @@
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type { Dispatcher } from '../protocol/dispatcher';
+import { ErrorCode, ProtocolError } from '../protocol/errors';
+import { OrderedOutput } from '../protocol/ordered-output';
+import { Client, Session } from '../protocol/session';
+import { Framer } from './framer';
+
+/** What a connection needs from the server around it. */
+export interface ConnectionHost {
+  readonly dispatcher: Dispatcher;
+  readonly logger: Logger;
+  readonly maxLineBytes: number;
+  readonly maxOutputBytes: number;
+  readonly cliIdleMs: number;
+  /** Adds a change of this connection's partial-request bytes; false when over the global budget. */
+  reserveInput(delta: number): boolean;
+  /** Tells the shards that pushes to this connection must stop (true) or may resume (false). */
+  setPushPaused(connection: Connection, paused: boolean): void;
+  onClosed(connection: Connection): void;
+}
+
+/** Replies waiting for a shard above which the connection stops reading requests. */
+const MAX_PENDING_REPLIES = 10_000;
+
+/**
+ * One TCP client: reads and frames its requests, runs them through the dispatcher, and
+ * writes replies and pushed jobs in order. Reading stops while too much output is unsent
+ * or too many replies are outstanding, so a client that never reads costs bounded memory.
+ */
+export class Connection implements Client {
+  readonly session = new Session();
+  readonly output: OrderedOutput;
+  readonly isGateway = false;
+  readonly address: string;
+  private readonly framer: Framer;
+  private readonly logger: Logger;
+  /** Commands read while an earlier one (a hashed login) must finish first. */
+  private inbox: string[][] = [];
+  private blocked = false;
+  private closing = false;
+  private closed = false;
+  private unsent = '';
+  private flushScheduled = false;
+  private readPaused = false;
+  private pushPaused = false;
+  private inputBytes = 0;
+
+  constructor(
+    readonly id: number,
+    private readonly socket: Socket,
+    private readonly host: ConnectionHost,
+  ) {
+    this.address = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.logger = host.logger.child({ connection: id, address: this.address });
+    this.output = new OrderedOutput((line) => this.write(line));
+    this.framer = new Framer(
+      { maxLineBytes: host.maxLineBytes, cliIdleMs: host.cliIdleMs },
+      {
+        onCommand: (args) => this.onCommand(args),
+        onError: (error, fatal) => this.onFramingError(error, fatal),
+      },
+    );
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('drain', () => this.updateFlow());
+    socket.on('error', (error) => this.logger.debug({ err: error }, 'socket error'));
+    socket.on('close', () => this.onClose());
+    this.logger.debug('connection opened');
+  }
+
+  closeAfterReplies(): void {
+    this.closing = true;
+    queueMicrotask(() => this.endIfDone());
+  }
+
+  /** Closes the socket at once, as on shutdown. */
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.closing) return;
+    this.framer.push(chunk);
+    this.trackInput();
+  }
+
+  private trackInput(): void {
+    const bytes = this.framer.bufferedBytes;
+    const delta = bytes - this.inputBytes;
+    this.inputBytes = bytes;
+    if (delta !== 0 && !this.host.reserveInput(delta) && delta > 0) {
+      this.onFramingError(
+        new ProtocolError(ErrorCode.SERVER_BUSY, 'partial requests of all clients exceed max_input_buffer_bytes; send shorter requests or retry later'),
+        true,
+      );
+    }
+  }
+
+  private onCommand(args: string[]): void {
+    if (this.closing) return;
+    if (this.blocked) {
+      this.inbox.push(args);
+      this.updateFlow();
+      return;
+    }
+    this.run(args);
+  }
+
+  private run(args: string[]): void {
+    const barrier = this.host.dispatcher.execute(this, args);
+    if (barrier !== undefined) {
+      this.blocked = true;
+      barrier.finally(() => this.unblock());
+    }
+    this.updateFlow();
+  }
+
+  private unblock(): void {
+    this.blocked = false;
+    while (!this.blocked && !this.closing && this.inbox.length > 0) {
+      this.run(this.inbox.shift() as string[]);
+    }
+    this.updateFlow();
+  }
+
+  private onFramingError(error: ProtocolError, fatal: boolean): void {
+    this.output.send(error.toReply());
+    if (!fatal) return;
+    this.logger.info({ code: error.code }, 'closing connection after a framing error');
+    this.framer.stop();
+    this.closeAfterReplies();
+  }
+
+  private write(line: string): void {
+    if (this.closed) return;
+    this.unsent += line + '\n';
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      queueMicrotask(() => this.flush());
+    }
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.unsent.length === 0 || this.closed) return;
+    this.socket.write(this.unsent);
+    this.unsent = '';
+    this.updateFlow();
+    if (this.closing) this.endIfDone();
+  }
+
+  /** Pauses or resumes reading and pushes as output and outstanding replies change. */
+  private updateFlow(): void {
+    if (this.closed) return;
+    const outputFull = this.socket.writableLength > this.host.maxOutputBytes;
+    const shouldPauseRead = outputFull || this.output.pendingCount > MAX_PENDING_REPLIES || this.inbox.length > MAX_PENDING_REPLIES;
+    if (shouldPauseRead !== this.readPaused) {
+      this.readPaused = shouldPauseRead;
+      if (shouldPauseRead) this.socket.pause();
+      else this.socket.resume();
+    }
+    if (outputFull !== this.pushPaused) {
+      this.pushPaused = outputFull;
+      this.host.setPushPaused(this, outputFull);
+    }
+    if (this.readPaused && !outputFull) {
+      // Outstanding replies shrink without a socket event, so check again shortly.
+      setImmediate(() => this.updateFlow());
+    }
+  }
+
+  private endIfDone(): void {
+    if (this.closed || this.output.pendingCount > 0 || this.unsent.length > 0) return;
+    this.socket.end();
+  }
+
+  private onClose(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.framer.stop();
+    this.host.reserveInput(-this.inputBytes);
+    this.inputBytes = 0;
+    this.logger.debug('connection closed');
+    this.host.onClosed(this);
+  }
+}

@@ -1,0 +1,99 @@
+import type { UserConfig } from '../../config/types';
+import { COMMANDS, findCommand } from '../commands';
+import type { ServerContext } from '../context';
+import { ErrorCode, errorReply, ProtocolError } from '../errors';
+import { Reply } from '../replies';
+import type { Client } from '../session';
+
+export type Handler = (ctx: ServerContext, client: Client, args: string[]) => string | Promise<string>;
+
+function auth(ctx: ServerContext, client: Client, [username, password]: string[]): string | Promise<string> {
+  const session = client.session;
+  const finish = (user: UserConfig | null): string => {
+    if (user === null) {
+      ctx.logger.info({ connection: client.id, address: client.address, username }, 'login failed');
+      return errorReply(ErrorCode.INVALID_CREDENTIALS);
+    }
+    session.user = user;
+    ctx.logger.debug({ connection: client.id, username }, 'logged in');
+    return Reply.WELCOME;
+  };
+  const result = ctx.authenticator.verify(username, password);
+  return result instanceof Promise ? result.then(finish) : finish(result);
+}
+
+function useGroup(ctx: ServerContext, client: Client, [group]: string[]): string {
+  if (!ctx.groups.has(group)) throw new ProtocolError(ErrorCode.UNKNOWN_GROUP);
+  if (!client.session.mayUse(group)) throw new ProtocolError(ErrorCode.FORBIDDEN_GROUP);
+  client.session.group = group;
+  return Reply.OK;
+}
+
+/** A client's status as listings show it: a worker is available while under its prefetch. */
+export function workerStatus(ctx: ServerContext, client: Client): string {
+  if (!client.session.isWorker) return '';
+  return client.session.held.size < ctx.config.prefetch ? 'available' : 'busy';
+}
+
+/** A session as LIST_SESSIONS and DEBUG_JSON show it. The password is never included. */
+export function renderSession(ctx: ServerContext, client: Client): string {
+  const { user, group } = client.session;
+  return JSON.stringify({
+    Username: user?.username ?? '',
+    Groups: user?.groups ?? [],
+    Addr: client.address,
+    CurrentGroup: { Slug: group ?? '' },
+    Status: workerStatus(ctx, client),
+  });
+}
+
+function currentSession(_ctx: ServerContext, client: Client): string {
+  const { user, group, isWorker } = client.session;
+  return JSON.stringify({
+    Username: user?.username ?? '',
+    Addr: client.address,
+    CurrentGroup: group ?? '',
+    IsWorker: isWorker,
+    Groups: user?.groups ?? [],
+  });
+}
+
+function listSessions(ctx: ServerContext, client: Client): string {
+  const group = client.session.group;
+  const sessions: string[] = [];
+  for (const other of ctx.clients.values()) {
+    if (other.session.group === group) sessions.push(renderSession(ctx, other));
+  }
+  return `[${sessions.join(',')}]`;
+}
+
+function help(_ctx: ServerContext, _client: Client, args: string[]): string {
+  if (args.length === 0) {
+    return JSON.stringify(COMMANDS.filter((command) => command.listed).map((command) => command.name));
+  }
+  const command = findCommand(args[0].toUpperCase());
+  if (command === undefined) throw new ProtocolError(ErrorCode.UNKNOWN_COMMAND);
+  return JSON.stringify({
+    Name: command.name,
+    RequireAuth: command.requireAuth,
+    RequireGroup: command.requireGroup,
+    Args: command.forms[0].args,
+    Description: command.description,
+    Usage: command.usage,
+  });
+}
+
+function quit(_ctx: ServerContext, client: Client): string {
+  client.closeAfterReplies();
+  return Reply.GOODBYE;
+}
+
+export const SESSION_HANDLERS: Record<string, Handler> = {
+  AUTH: auth,
+  USE_GROUP: useGroup,
+  CURRENT_SESSION: currentSession,
+  LIST_SESSIONS: listSessions,
+  HELP: help,
+  PING: () => Reply.PONG,
+  QUIT: quit,
+};

@@ -1,0 +1,21 @@
+/** Fixed reply lines of the original protocol, without their newline. */
+export const Reply = {
+  OK: 'OK',
+  PONG: 'PONG',
+  WELCOME: 'Welcome!',
+  /** QUIT answers an empty line before the server closes the connection. */
+  GOODBYE: '',
+} as const;
+
+/** Formats the reply to a successful PUBLISH or RECURRENT_JOB. */
+export function okWithId(id: string | number): string {
+  return `OK#${id}`;
+}
+
+/** Time value the original server sends for a time that was never set (Go's zero time). */
+export const ZERO_TIME = '0001-01-01T00:00:00Z';
+
+/** Formats epoch milliseconds as RFC 3339 in UTC, or Go's zero time for 0. */
+export function formatTime(epochMs: number): string {
+  return epochMs > 0 ? new Date(epochMs).toISOString() : ZERO_TIME;
+}

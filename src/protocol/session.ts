@@ -1,0 +1,32 @@
+import type { UserConfig } from '../config/types';
+import type { OrderedOutput } from './ordered-output';
+
+/** Per-connection state kept on the main thread. */
+export class Session {
+  user: UserConfig | null = null;
+  group: string | null = null;
+  /** Jobs pushed to this connection and not yet reported, by id, with their group. */
+  readonly held = new Map<string, string>();
+  /** Shards that may keep state for this connection and must hear when it closes. */
+  readonly shards = new Set<number>();
+  /** Set once a SUBSCRIBE succeeded. */
+  isWorker = false;
+
+  /** True when the logged-in user may select the group. */
+  mayUse(group: string): boolean {
+    const groups = this.user?.groups ?? [];
+    return groups.includes('*') || groups.includes(group);
+  }
+}
+
+/** A protocol client: a TCP connection or one HTTP gateway request. */
+export interface Client {
+  readonly id: number;
+  readonly address: string;
+  readonly session: Session;
+  readonly output: OrderedOutput;
+  /** True for HTTP gateway sessions, which end with their request. */
+  readonly isGateway: boolean;
+  /** Closes the client once every reply before this call has been written. */
+  closeAfterReplies(): void;
+}

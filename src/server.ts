@@ -1,0 +1,153 @@
+import type http from 'node:http';
+import type net from 'node:net';
+import type { Logger } from 'pino';
+import { Authenticator } from './auth/passwords';
+import type { Config } from './config/types';
+import { startGateway } from './http/gateway';
+import { Connection, ConnectionHost } from './net/connection';
+import { listenTcp } from './net/listener';
+import type { ServerContext } from './protocol/context';
+import { Dispatcher } from './protocol/dispatcher';
+import type { Client } from './protocol/session';
+import { Op } from './shards/messages';
+import { ShardPool } from './shards/pool';
+
+/** How long a graceful stop waits for replies still owed to clients. */
+const STOP_GRACE_MS = 3000;
+
+/**
+ * The Jobatator server: the TCP listener, the HTTP gateway and the shard threads. The main
+ * thread owns every socket and session; queue state lives in the shards.
+ */
+export class JobatatorServer implements ServerContext, ConnectionHost {
+  readonly shards: ShardPool;
+  readonly authenticator: Authenticator;
+  readonly dispatcher: Dispatcher;
+  readonly clients = new Map<number, Client>();
+  readonly groups: Set<string>;
+  readonly startedAt = Date.now();
+  private tcp: net.Server | undefined;
+  private http: http.Server | undefined;
+  private readonly connections = new Set<Connection>();
+  private nextClientId = 1;
+  private inputBytes = 0;
+  private stopping: Promise<void> | undefined;
+  private onStopped: (() => void) | undefined;
+
+  constructor(
+    readonly config: Config,
+    readonly logger: Logger,
+  ) {
+    this.groups = new Set(config.groups.map((group) => group.slug));
+    this.authenticator = new Authenticator(config.users);
+    this.dispatcher = new Dispatcher(this);
+    this.shards = new ShardPool(config, logger, {
+      onPush: (connectionId, line, jobId, group) => {
+        const client = this.clients.get(connectionId);
+        // A push to a client that just closed is returned by the Close request that follows.
+        if (client === undefined) return;
+        client.session.held.set(jobId, group);
+        client.output.send(line);
+      },
+      onRelease: (connectionId, jobId) => {
+        this.clients.get(connectionId)?.session.held.delete(jobId);
+      },
+    });
+  }
+
+  get maxLineBytes(): number {
+    return this.config.max_line_bytes;
+  }
+
+  get maxOutputBytes(): number {
+    return this.config.max_output_bytes;
+  }
+
+  get cliIdleMs(): number {
+    return this.config.cli_idle_ms;
+  }
+
+  /** Starts the shards, then the TCP listener and the HTTP gateway. */
+  async start(): Promise<void> {
+    await this.shards.start();
+    this.tcp = await listenTcp(this.config.host, this.config.port, this.config.tcp_keepalive, this.logger, (socket) =>
+      this.accept(socket),
+    );
+    const { host, port } = this.tcpAddress();
+    let webPort: number | undefined;
+    if (this.config.web_port >= 0) {
+      this.http = await startGateway(this, this.config.host, this.config.web_port);
+      webPort = (this.http.address() as net.AddressInfo).port;
+    }
+    this.logger.info({ host, port, web_port: webPort ?? null, shards: this.shards.size }, 'listening');
+  }
+
+  /** Resolves when the server has stopped, by `stop` or by STOP_SERVER. */
+  stopped(): Promise<void> {
+    return new Promise((resolve) => {
+      this.onStopped = resolve;
+    });
+  }
+
+  tcpAddress(): { host: string; port: number } {
+    const address = this.tcp?.address() as net.AddressInfo | null;
+    return { host: this.config.host, port: address?.port ?? this.config.port };
+  }
+
+  /** Allocates an id for a new client. */
+  newClientId(): number {
+    return this.nextClientId++;
+  }
+
+  reserveInput(delta: number): boolean {
+    this.inputBytes += delta;
+    return this.inputBytes <= this.config.max_input_buffer_bytes;
+  }
+
+  setPushPaused(connection: Connection, paused: boolean): void {
+    this.shards.notify(connection.session.shards, Op.Pause, connection.id, [paused]);
+  }
+
+  onClosed(connection: Connection): void {
+    this.connections.delete(connection);
+    this.release(connection);
+  }
+
+  /** Forgets a client and returns the jobs it held to pending. */
+  release(client: Client): void {
+    this.clients.delete(client.id);
+    this.shards.notify(client.session.shards, Op.Close, client.id);
+  }
+
+  stop(reason: string): Promise<void> {
+    this.stopping ??= this.shutdown(reason);
+    return this.stopping;
+  }
+
+  private accept(socket: net.Socket): void {
+    if (this.stopping !== undefined) {
+      socket.destroy();
+      return;
+    }
+    const connection = new Connection(this.newClientId(), socket, this);
+    this.connections.add(connection);
+    this.clients.set(connection.id, connection);
+  }
+
+  private async shutdown(reason: string): Promise<void> {
+    this.logger.info({ reason }, 'stopping');
+    const closedTcp = new Promise<void>((resolve) => (this.tcp ? this.tcp.close(() => resolve()) : resolve()));
+    const closedHttp = new Promise<void>((resolve) => (this.http ? this.http.close(() => resolve()) : resolve()));
+    this.http?.closeAllConnections();
+    for (const connection of this.connections) connection.closeAfterReplies();
+    const deadline = Date.now() + STOP_GRACE_MS;
+    while (this.connections.size > 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    for (const connection of this.connections) connection.destroy();
+    await Promise.all([closedTcp, closedHttp]);
+    await this.shards.close();
+    this.logger.info('stopped');
+    this.onStopped?.();
+  }
+}

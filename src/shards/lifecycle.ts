@@ -1,0 +1,179 @@
+import type { JobStore } from '../storage/store';
+import { newJobId } from './ids';
+import type { ShardSettings } from './messages';
+import { Job, Queue, WorkerConnection } from './model';
+import type { Timers } from './timers';
+
+/** What the job transitions need from their shard. */
+export interface ShardContext {
+  readonly settings: ShardSettings;
+  readonly timers: Timers;
+  readonly store: JobStore;
+  /** Schedules a dispatch round for the queue at the end of the current turn. */
+  markDirty(queue: Queue): void;
+  emitPush(worker: WorkerConnection, job: Job): void;
+  emitRelease(connectionId: number, jobId: string): void;
+}
+
+/** Why a delivery failed; each failure counts one attempt. */
+export type FailureCause = 'errored' | 'lease-expired' | 'worker-lost';
+
+/** Expired holders remembered per job, enough to answer late reports of recent holders. */
+const MAX_EXPIRED_HOLDERS = 8;
+
+let nextSeq = 1;
+
+export function publishJob(ctx: ShardContext, queue: Queue, type: string, payload: string): Job {
+  let id = newJobId();
+  while (queue.group.jobs.has(id)) id = newJobId();
+  const job: Job = {
+    id,
+    seq: nextSeq++,
+    queue,
+    type,
+    payload,
+    state: 'pending',
+    attempts: 0,
+    startedAt: 0,
+    endedAt: 0,
+    holder: null,
+    leaseUntil: 0,
+    expiredHolders: null,
+    queued: false,
+    version: 0,
+    removed: false,
+  };
+  queue.jobs.set(id, job);
+  queue.group.jobs.set(id, job);
+  queue.addFresh(job);
+  ctx.store.jobChanged(queue.group.slug, job);
+  ctx.markDirty(queue);
+  return job;
+}
+
+/** Hands a pending job to a worker and starts its lease. */
+export function assignJob(ctx: ShardContext, job: Job, worker: WorkerConnection): void {
+  hold(ctx, job, worker);
+  ctx.emitPush(worker, job);
+}
+
+/** Makes `worker` the holder of `job`, as on a push or an `in-progress` report on an unheld job. */
+export function hold(ctx: ShardContext, job: Job, worker: WorkerConnection): void {
+  job.state = 'in-progress';
+  job.holder = worker;
+  job.startedAt = ctx.timers.now();
+  job.version++;
+  worker.held.add(job);
+  job.leaseUntil = job.startedAt + ctx.settings.leaseMs;
+  scheduleLeaseCheck(ctx, job, job.version, job.leaseUntil);
+  ctx.store.jobChanged(job.queue.group.slug, job);
+}
+
+/**
+ * Extends the holder's lease by the configured duration. The pending lease check notices
+ * the new end and re-arms itself, so renewals add no timers.
+ */
+export function renewLease(ctx: ShardContext, job: Job): void {
+  job.leaseUntil = ctx.timers.now() + ctx.settings.leaseMs;
+}
+
+function scheduleLeaseCheck(ctx: ShardContext, job: Job, version: number, due: number): void {
+  ctx.timers.at(due, () => {
+    if (job.version !== version || job.state !== 'in-progress' || job.holder === null) return;
+    if (job.leaseUntil > ctx.timers.now()) {
+      // The lease was renewed since this check was set: check again at its new end.
+      scheduleLeaseCheck(ctx, job, version, job.leaseUntil);
+      return;
+    }
+    const holder = job.holder;
+    const expired = job.expiredHolders ?? (job.expiredHolders = []);
+    expired.push(holder.id);
+    if (expired.length > MAX_EXPIRED_HOLDERS) expired.shift();
+    ctx.emitRelease(holder.id, job.id);
+    failJob(ctx, job, 'lease-expired');
+  });
+}
+
+function releaseHolder(ctx: ShardContext, job: Job): void {
+  const holder = job.holder;
+  if (holder === null) return;
+  holder.held.delete(job);
+  job.holder = null;
+  job.leaseUntil = 0;
+  for (const queue of holder.subscriptions) ctx.markDirty(queue);
+}
+
+/** Finishes a job; it stays listed as done for job_timeout, then is deleted. */
+export function finishJob(ctx: ShardContext, job: Job): void {
+  releaseHolder(ctx, job);
+  job.state = 'done';
+  job.endedAt = ctx.timers.now();
+  job.version++;
+  ctx.store.jobChanged(job.queue.group.slug, job);
+  if (ctx.settings.jobTimeoutMs === 0) {
+    removeJob(ctx, job);
+    return;
+  }
+  const version = job.version;
+  ctx.timers.at(job.endedAt + ctx.settings.jobTimeoutMs, () => {
+    if (job.version === version && !job.removed) removeJob(ctx, job);
+  });
+}
+
+/**
+ * Counts a failed delivery. An errored job waits retry_delay before it is pending again;
+ * a job whose lease expired or whose worker was lost is pending again at once.
+ */
+export function failJob(ctx: ShardContext, job: Job, cause: FailureCause): void {
+  releaseHolder(ctx, job);
+  job.attempts++;
+  job.version++;
+  const delay = ctx.settings.ignoreDelays ? 0 : ctx.settings.retryDelayMs;
+  if (cause !== 'errored' || delay === 0) {
+    makePending(ctx, job);
+    return;
+  }
+  job.state = 'errored';
+  job.endedAt = ctx.timers.now();
+  ctx.store.jobChanged(job.queue.group.slug, job);
+  const version = job.version;
+  ctx.timers.at(job.endedAt + delay, () => {
+    if (job.version === version && job.state === 'errored' && !job.removed) makePending(ctx, job);
+  });
+}
+
+function makePending(ctx: ShardContext, job: Job): void {
+  job.state = 'pending';
+  job.queue.addReturned(job);
+  ctx.store.jobChanged(job.queue.group.slug, job);
+  ctx.markDirty(job.queue);
+}
+
+/** Deletes a job in any state; its holder is told it no longer holds it. */
+export function removeJob(ctx: ShardContext, job: Job): void {
+  if (job.removed) return;
+  if (job.holder !== null) ctx.emitRelease(job.holder.id, job.id);
+  releaseHolder(ctx, job);
+  job.removed = true;
+  job.version++;
+  job.queue.jobs.delete(job.id);
+  job.queue.group.jobs.delete(job.id);
+  ctx.store.jobRemoved(job.queue.group.slug, job);
+}
+
+/** Returns every job a closed connection held to pending, each counting one attempt. */
+export function dropWorker(ctx: ShardContext, worker: WorkerConnection): void {
+  for (const queue of worker.subscriptions) queue.removeWorker(worker);
+  worker.subscriptions.clear();
+  for (const job of [...worker.held]) failJob(ctx, job, 'worker-lost');
+}
+
+/** Pushes pending jobs of a queue to its available workers, oldest job first. */
+export function dispatchQueue(ctx: ShardContext, queue: Queue): void {
+  while (queue.workers.length > 0 && queue.hasPending()) {
+    const worker = queue.nextWorker(ctx.settings.prefetch);
+    if (worker === undefined) return;
+    const job = queue.takePending() as Job;
+    assignJob(ctx, job, worker);
+  }
+}

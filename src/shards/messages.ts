@@ -1,0 +1,91 @@
+/**
+ * Messages between the main thread and the shard threads. Both directions carry
+ * msgpack-encoded batches of tuples, so one message crosses threads per batch, not per
+ * command.
+ */
+
+/** Operation codes of the main-to-shard tuples. */
+export const enum Op {
+  Publish = 1,
+  Subscribe,
+  Unsubscribe,
+  ListQueues,
+  DeleteQueue,
+  PurgeJobs,
+  PurgeWorkers,
+  ListJobs,
+  UpdateJob,
+  DeleteJob,
+  RecurrentJob,
+  ListRecurrentJobs,
+  DeleteRecurrentJob,
+  /** Broadcast: run dispatch on every queue. */
+  Dispatch,
+  /** Broadcast: counts for HEALTH. Replies a ShardStats. */
+  Stats,
+  /** Broadcast: every queue with jobs and workers, for DEBUG_JSON. */
+  DebugQueues,
+  /** Broadcast: move the clock forward by args[0] milliseconds. */
+  AdvanceClock,
+  /** A connection closed: its held jobs go back to pending. No reply. */
+  Close,
+  /** A connection's output is over its limit (args[0] true) or drained (false). No reply. */
+  Pause,
+}
+
+/**
+ * One request: `[op, requestId, connectionId, group, ...args]`. A requestId of 0 means no
+ * reply is expected.
+ */
+export type Request = [Op, number, number, string, ...unknown[]];
+
+/** Kinds of the shard-to-main tuples. */
+export const enum Out {
+  /** `[Reply, requestId, value]`: the answer to a request, a reply line or structured data. */
+  Reply = 0,
+  /** `[Push, connectionId, line, jobId, group]`: a job pushed to a worker. */
+  Push = 1,
+  /** `[Release, connectionId, jobId]`: the connection no longer holds the job. */
+  Release = 2,
+}
+
+export type Output =
+  | [Out.Reply, number, unknown]
+  | [Out.Push, number, string, string, string]
+  | [Out.Release, number, string];
+
+/**
+ * A shard-to-main message: `[answersBatch, outputs]`. `answersBatch` is true for the
+ * message that answers the batch in flight; timers and cron send messages with false.
+ */
+export type ShardMessage = [boolean, Output[]];
+
+/** Start-up data for one shard thread, sent with its attach task. */
+export interface ShardInit {
+  index: number;
+  groups: string[];
+  settings: ShardSettings;
+}
+
+/** The part of the config a shard needs. */
+export interface ShardSettings {
+  jobTimeoutMs: number;
+  retryDelayMs: number;
+  leaseMs: number;
+  prefetch: number;
+  ignoreDelays: boolean;
+  maxReplyBytes: number;
+  logLevel: string;
+}
+
+export interface ShardStats {
+  queues: number;
+  jobs: number;
+  workerConnections: number[];
+}
+
+/** A queue as DEBUG_JSON shows it, with the main-thread sequence number of its creation. */
+export interface DebugQueue {
+  createdAt: number;
+  json: string;
+}

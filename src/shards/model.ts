@@ -1,0 +1,166 @@
+import Denque from 'denque';
+import { Heap } from 'heap-js';
+import { Schedule } from './cron';
+
+export type JobState = 'pending' | 'in-progress' | 'errored' | 'done';
+
+export interface Job {
+  id: string;
+  /** Publish order within the shard; lower is older. */
+  seq: number;
+  queue: Queue;
+  type: string;
+  payload: string;
+  state: JobState;
+  /** Failed deliveries: errored reports, expired leases and lost workers. */
+  attempts: number;
+  startedAt: number;
+  endedAt: number;
+  /** Connection holding the job while in progress, else null. */
+  holder: WorkerConnection | null;
+  leaseUntil: number;
+  /** Connections whose lease on this job was taken back, so their late reports are refused. */
+  expiredHolders: number[] | null;
+  /** True while an entry for the job sits in the queue's pending deque or retry heap. */
+  queued: boolean;
+  /** Bumped on each hand-over and removal, so timers set before it do nothing. */
+  version: number;
+  removed: boolean;
+}
+
+/** A client connection as the shard sees it: the jobs it holds and the queues it serves. */
+export interface WorkerConnection {
+  id: number;
+  username: string;
+  address: string;
+  held: Set<Job>;
+  subscriptions: Set<Queue>;
+  /** The main thread stopped writing to it because its output is over the limit. */
+  paused: boolean;
+}
+
+export interface RecurrentEntry {
+  id: number;
+  queue: Queue;
+  type: string;
+  expression: string;
+  schedule: Schedule;
+  /** Bumped when the expression changes or the entry is deleted, to drop older timers. */
+  version: number;
+  deleted: boolean;
+}
+
+const bySeq = (a: Job, b: Job): number => a.seq - b.seq;
+
+export class Queue {
+  readonly jobs = new Map<string, Job>();
+  /** Jobs in publish order, waiting for a worker. */
+  private readonly fresh = new Denque<Job>();
+  /** Jobs that came back (lost worker, expired lease, retry), oldest publish first. */
+  private readonly returned = new Heap<Job>(bySeq);
+  readonly workers: WorkerConnection[] = [];
+  readonly recurrent = new Map<string, RecurrentEntry>();
+  /** Next index in `workers` for round-robin delivery. */
+  private cursor = 0;
+
+  constructor(
+    readonly id: string,
+    readonly slug: string,
+    readonly group: Group,
+    /** Main-thread sequence number of the command that created the queue. */
+    readonly createdAt: number,
+  ) {}
+
+  /** Queues a newly published job behind the others. */
+  addFresh(job: Job): void {
+    job.queued = true;
+    this.fresh.push(job);
+  }
+
+  /** Queues a job that is pending again; it goes before every job published after it. */
+  addReturned(job: Job): void {
+    if (job.queued) return;
+    job.queued = true;
+    this.returned.push(job);
+  }
+
+  /** Removes and returns the oldest pending job, skipping stale entries. */
+  takePending(): Job | undefined {
+    const fresh = this.freshHead();
+    const returned = this.returnedHead();
+    if (fresh === undefined && returned === undefined) return undefined;
+    let job: Job;
+    if (returned === undefined || (fresh !== undefined && fresh.seq < returned.seq)) {
+      job = this.fresh.shift() as Job;
+    } else {
+      job = this.returned.pop() as Job;
+    }
+    job.queued = false;
+    return job;
+  }
+
+  hasPending(): boolean {
+    return this.freshHead() !== undefined || this.returnedHead() !== undefined;
+  }
+
+  /** Entries go stale when their job is taken, finished or removed while queued. */
+  private static isStale(job: Job): boolean {
+    return job.removed || job.state !== 'pending';
+  }
+
+  private freshHead(): Job | undefined {
+    let head = this.fresh.peekFront();
+    while (head !== undefined && Queue.isStale(head)) {
+      head.queued = false;
+      this.fresh.shift();
+      head = this.fresh.peekFront();
+    }
+    return head;
+  }
+
+  private returnedHead(): Job | undefined {
+    let head = this.returned.peek();
+    while (head !== undefined && Queue.isStale(head)) {
+      head.queued = false;
+      this.returned.pop();
+      head = this.returned.peek();
+    }
+    return head;
+  }
+
+  /** Picks the next worker that can take a job, round robin; undefined when all are full. */
+  nextWorker(prefetch: number): WorkerConnection | undefined {
+    const count = this.workers.length;
+    for (let step = 0; step < count; step++) {
+      const index = (this.cursor + step) % count;
+      const worker = this.workers[index];
+      if (!worker.paused && worker.held.size < prefetch) {
+        this.cursor = (index + 1) % count;
+        return worker;
+      }
+    }
+    return undefined;
+  }
+
+  removeWorker(worker: WorkerConnection): void {
+    const index = this.workers.indexOf(worker);
+    if (index < 0) return;
+    this.workers.splice(index, 1);
+    if (this.cursor > index) this.cursor--;
+    if (this.cursor >= this.workers.length) this.cursor = 0;
+  }
+
+  clearPending(): void {
+    this.fresh.clear();
+    this.returned.clear();
+  }
+}
+
+export class Group {
+  readonly queues = new Map<string, Queue>();
+  readonly jobs = new Map<string, Job>();
+  readonly recurrent = new Map<number, RecurrentEntry>();
+  nextEntryId = 1;
+
+  constructor(readonly slug: string) {}
+}

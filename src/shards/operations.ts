@@ -1,0 +1,299 @@
+import { errorReply, ErrorCode, ProtocolError } from '../protocol/errors';
+import { okWithId, Reply } from '../protocol/replies';
+import { CronError, parseSchedule } from './cron';
+import { newJobId } from './ids';
+import { dispatchQueue, dropWorker, failJob, finishJob, hold, publishJob, removeJob, renewLease } from './lifecycle';
+import { DebugQueue, Op, Request, ShardStats } from './messages';
+import { Group, Queue, RecurrentEntry } from './model';
+import { JsonArrayBuilder, renderJob, renderQueue, renderRecurrent, ReplyTooLarge } from './render';
+import type { Shard } from './shard';
+
+/** A shard operation: runs one request and returns its reply (a line or structured data). */
+type Operation = (shard: Shard, request: Request) => unknown;
+
+const JOB_STATES = new Set(['done', 'errored', 'in-progress']);
+/** Largest offset or limit accepted by LIST_JOBS (2^31 - 1). */
+const MAX_PAGE_VALUE = 2_147_483_647;
+
+function getOrCreateQueue(group: Group, slug: string, createdAt: number): Queue {
+  let queue = group.queues.get(slug);
+  if (queue === undefined) {
+    queue = new Queue(newJobId(), slug, group, createdAt);
+    group.queues.set(slug, queue);
+  }
+  return queue;
+}
+
+function existingQueue(group: Group, slug: string): Queue {
+  const queue = group.queues.get(slug);
+  if (queue === undefined) throw new ProtocolError(ErrorCode.UNKNOWN_QUEUE);
+  return queue;
+}
+
+function tooLarge(paged: string): string {
+  return errorReply(ErrorCode.REPLY_TOO_LARGE, `the reply would exceed max_reply_bytes; ${paged}`);
+}
+
+/**
+ * UPDATE_JOB `[id, status, username, address]`. Only the holder reports on a held job; a
+ * former holder whose lease was taken back gets lease-expired, anyone else job-held. An
+ * unheld job (pending or waiting for a retry) accepts a report from anyone in its group.
+ */
+function updateJob(shard: Shard, request: Request): string {
+  const [, , connectionId, groupSlug, id, status, username, address] = request as [Op, number, number, string, string, string, string, string];
+  if (!JOB_STATES.has(status)) {
+    throw new ProtocolError(ErrorCode.UNKNOWN_STATE, `"${status}" is not a job state; use done, errored or in-progress`);
+  }
+  const job = shard.group(groupSlug).jobs.get(id);
+  if (job === undefined) throw new ProtocolError(ErrorCode.UNKNOWN_JOB);
+  if (job.state === 'done') {
+    throw new ProtocolError(ErrorCode.JOB_FINISHED, `job ${id} is already done; it accepts no more reports`);
+  }
+  const holder = job.holder;
+  if (holder !== null && holder.id !== connectionId) {
+    if (job.expiredHolders?.includes(connectionId)) {
+      throw new ProtocolError(ErrorCode.LEASE_EXPIRED, `your lease on job ${id} expired and the job went to another worker; drop your result`);
+    }
+    throw new ProtocolError(ErrorCode.JOB_HELD, `job ${id} is held by another worker`);
+  }
+  if (holder === null && job.expiredHolders?.includes(connectionId)) {
+    throw new ProtocolError(ErrorCode.LEASE_EXPIRED, `your lease on job ${id} expired and the job is pending again; drop your result`);
+  }
+  if (status === 'done') {
+    finishJob(shard, job);
+  } else if (status === 'errored') {
+    failJob(shard, job, 'errored');
+  } else if (holder === null) {
+    hold(shard, job, shard.connection(connectionId, username, address));
+  } else {
+    renewLease(shard, job);
+  }
+  return Reply.OK;
+}
+
+function listJobs(shard: Shard, request: Request): string {
+  const [, , , groupSlug, slug, offsetText, limitText] = request as [Op, number, number, string, string, string?, string?];
+  const queue = existingQueue(shard.group(groupSlug), slug);
+  let offset = 0;
+  let limit = Infinity;
+  if (offsetText !== undefined && limitText !== undefined) {
+    offset = parsePageValue('offset', offsetText);
+    limit = parsePageValue('limit', limitText);
+  }
+  const page = new JsonArrayBuilder(shard.settings.maxReplyBytes);
+  let index = 0;
+  try {
+    for (const job of queue.jobs.values()) {
+      if (index >= offset + limit) break;
+      if (index >= offset) page.add(renderJob(job));
+      index++;
+    }
+  } catch (error) {
+    if (error instanceof ReplyTooLarge) return tooLarge(`list one page with LIST_JOBS ${slug} <offset> <limit>`);
+    throw error;
+  }
+  return page.toString();
+}
+
+function parsePageValue(name: string, text: string): number {
+  if (!/^\d{1,10}$/.test(text) || Number(text) > MAX_PAGE_VALUE) {
+    throw new ProtocolError(ErrorCode.INVALID_ARGUMENT, `${name} must be an integer from 0 to ${MAX_PAGE_VALUE}, got "${text.slice(0, 40)}"`);
+  }
+  return Number(text);
+}
+
+function recurrentJob(shard: Shard, request: Request): string {
+  const [, , , groupSlug, slug, type, expression, createdAt] = request as [Op, number, number, string, string, string, string, number];
+  let schedule;
+  try {
+    schedule = parseSchedule(expression);
+  } catch (error) {
+    if (error instanceof CronError) throw new ProtocolError(ErrorCode.INVALID_CRON, error.message);
+    throw error;
+  }
+  const group = shard.group(groupSlug);
+  const queue = getOrCreateQueue(group, slug, createdAt);
+  const existing = queue.recurrent.get(type);
+  if (existing !== undefined) {
+    existing.expression = expression;
+    existing.schedule = schedule;
+    existing.version++;
+    scheduleRecurrent(shard, existing);
+    shard.store.recurrentChanged(groupSlug, existing);
+    return okWithId(existing.id);
+  }
+  const entry: RecurrentEntry = { id: group.nextEntryId++, queue, type, expression, schedule, version: 0, deleted: false };
+  queue.recurrent.set(type, entry);
+  group.recurrent.set(entry.id, entry);
+  shard.store.recurrentChanged(groupSlug, entry);
+  if (shard.settings.ignoreDelays) publishJob(shard, queue, type, '');
+  scheduleRecurrent(shard, entry);
+  return okWithId(entry.id);
+}
+
+/** Arms the next run of a recurrent job. Runs missed while the clock jumped fire once. */
+function scheduleRecurrent(shard: Shard, entry: RecurrentEntry): void {
+  const next = entry.schedule.nextAfter(shard.timers.now());
+  if (next === null) return;
+  const version = entry.version;
+  shard.timers.at(next, () => {
+    if (entry.deleted || entry.version !== version) return;
+    publishJob(shard, entry.queue, entry.type, '');
+    scheduleRecurrent(shard, entry);
+  });
+}
+
+function deleteRecurrent(entry: RecurrentEntry, group: Group): void {
+  entry.deleted = true;
+  entry.version++;
+  entry.queue.recurrent.delete(entry.type);
+  group.recurrent.delete(entry.id);
+}
+
+function deleteRecurrentJob(shard: Shard, request: Request): string {
+  const [, , , groupSlug, idText] = request as [Op, number, number, string, string];
+  if (!/^[1-9]\d{0,9}$/.test(idText)) {
+    throw new ProtocolError(ErrorCode.UNKNOWN_RECURRENT_JOB, `entry ids are positive integers, got "${idText.slice(0, 40)}"`);
+  }
+  const group = shard.group(groupSlug);
+  const entry = group.recurrent.get(Number(idText));
+  if (entry === undefined) throw new ProtocolError(ErrorCode.UNKNOWN_RECURRENT_JOB);
+  deleteRecurrent(entry, group);
+  shard.store.recurrentRemoved(groupSlug, entry);
+  return Reply.OK;
+}
+
+function deleteQueue(shard: Shard, request: Request): string {
+  const group = shard.group(request[3]);
+  const queue = existingQueue(group, request[4] as string);
+  for (const job of [...queue.jobs.values()]) removeJob(shard, job);
+  for (const worker of queue.workers) worker.subscriptions.delete(queue);
+  queue.workers.length = 0;
+  for (const entry of [...queue.recurrent.values()]) {
+    deleteRecurrent(entry, group);
+    shard.store.recurrentRemoved(group.slug, entry);
+  }
+  queue.clearPending();
+  group.queues.delete(queue.slug);
+  return Reply.OK;
+}
+
+function stats(shard: Shard): ShardStats {
+  let queues = 0;
+  let jobs = 0;
+  for (const group of shard.groups.values()) {
+    queues += group.queues.size;
+    jobs += group.jobs.size;
+  }
+  const workerConnections: number[] = [];
+  for (const connection of shard.connections.values()) {
+    if (connection.subscriptions.size > 0) workerConnections.push(connection.id);
+  }
+  return { queues, jobs, workerConnections };
+}
+
+function debugQueues(shard: Shard): DebugQueue[] | string {
+  const out: DebugQueue[] = [];
+  try {
+    for (const group of shard.groups.values()) {
+      for (const queue of group.queues.values()) {
+        out.push({ createdAt: queue.createdAt, json: renderQueue(queue, shard.settings.prefetch, shard.settings.maxReplyBytes) });
+      }
+    }
+  } catch (error) {
+    if (error instanceof ReplyTooLarge) return tooLarge('inspect the queues one at a time with LIST_JOBS <queue> <offset> <limit>');
+    throw error;
+  }
+  return out;
+}
+
+export const OPERATIONS: Record<number, Operation> = {
+  [Op.Publish]: (shard, [, , , group, slug, type, payload, createdAt]) => {
+    const queue = getOrCreateQueue(shard.group(group), slug as string, createdAt as number);
+    return okWithId(publishJob(shard, queue, type as string, payload as string).id);
+  },
+  [Op.Subscribe]: (shard, [, , connectionId, group, slug, username, address, createdAt]) => {
+    const queue = getOrCreateQueue(shard.group(group), slug as string, createdAt as number);
+    const worker = shard.connection(connectionId, username as string, address as string);
+    if (!worker.subscriptions.has(queue)) {
+      worker.subscriptions.add(queue);
+      queue.workers.push(worker);
+    }
+    shard.markDirty(queue);
+    return Reply.OK;
+  },
+  [Op.Unsubscribe]: (shard, [, , connectionId, group, slug]) => {
+    const queue = existingQueue(shard.group(group), slug as string);
+    const worker = shard.connections.get(connectionId);
+    if (worker !== undefined) {
+      worker.subscriptions.delete(queue);
+      queue.removeWorker(worker);
+    }
+    return Reply.OK;
+  },
+  [Op.ListQueues]: (shard, [, , , groupSlug]) => {
+    const list = new JsonArrayBuilder(shard.settings.maxReplyBytes);
+    try {
+      for (const queue of shard.group(groupSlug).queues.values()) {
+        list.add(renderQueue(queue, shard.settings.prefetch, shard.settings.maxReplyBytes));
+      }
+    } catch (error) {
+      if (error instanceof ReplyTooLarge) return tooLarge('list the jobs of one queue with LIST_JOBS <queue> <offset> <limit>');
+      throw error;
+    }
+    return list.toString();
+  },
+  [Op.DeleteQueue]: deleteQueue,
+  [Op.PurgeJobs]: (shard, [, , , group, slug]) => {
+    const queue = existingQueue(shard.group(group), slug as string);
+    for (const job of [...queue.jobs.values()]) removeJob(shard, job);
+    queue.clearPending();
+    return Reply.OK;
+  },
+  [Op.PurgeWorkers]: (shard, [, , , group, slug]) => {
+    const queue = existingQueue(shard.group(group), slug as string);
+    for (const worker of queue.workers) worker.subscriptions.delete(queue);
+    queue.workers.length = 0;
+    return Reply.OK;
+  },
+  [Op.ListJobs]: listJobs,
+  [Op.UpdateJob]: updateJob,
+  [Op.DeleteJob]: (shard, [, , , group, id]) => {
+    const job = shard.group(group).jobs.get(id as string);
+    if (job === undefined) throw new ProtocolError(ErrorCode.UNKNOWN_JOB);
+    removeJob(shard, job);
+    return Reply.OK;
+  },
+  [Op.RecurrentJob]: recurrentJob,
+  [Op.ListRecurrentJobs]: (shard, [, , , group, slug]) => {
+    const queue = existingQueue(shard.group(group), slug as string);
+    return `[${[...queue.recurrent.values()].map(renderRecurrent).join(',')}]`;
+  },
+  [Op.DeleteRecurrentJob]: deleteRecurrentJob,
+  [Op.Dispatch]: (shard) => {
+    for (const group of shard.groups.values()) {
+      for (const queue of group.queues.values()) dispatchQueue(shard, queue);
+    }
+    return Reply.OK;
+  },
+  [Op.Stats]: stats,
+  [Op.DebugQueues]: debugQueues,
+  [Op.AdvanceClock]: (shard, [, , , , milliseconds]) => {
+    shard.timers.advance(milliseconds as number);
+    return Reply.OK;
+  },
+  [Op.Close]: (shard, [, , connectionId]) => {
+    const worker = shard.connections.get(connectionId);
+    if (worker === undefined) return undefined;
+    shard.connections.delete(connectionId);
+    dropWorker(shard, worker);
+    return undefined;
+  },
+  [Op.Pause]: (shard, [, , connectionId, , paused]) => {
+    const worker = shard.connections.get(connectionId);
+    if (worker === undefined) return undefined;
+    worker.paused = paused as boolean;
+    if (!worker.paused) for (const queue of worker.subscriptions) shard.markDirty(queue);
+    return undefined;
+  },
+};

@@ -1,0 +1,234 @@
+import path from 'node:path';
+import { MessageChannel, MessagePort } from 'node:worker_threads';
+import Piscina from 'piscina';
+import type { Logger } from 'pino';
+import { Config } from '../config/types';
+import { errorReply, ErrorCode } from '../protocol/errors';
+import { decode, encode } from './codec';
+import { Op, Out, Request, ShardInit, ShardMessage, ShardSettings } from './messages';
+import { placeGroup } from './placement';
+
+/** Receives the value a shard answered to one request. */
+export type ReplySink = (value: unknown) => void;
+
+export interface ShardEvents {
+  onPush(connectionId: number, line: string, jobId: string, group: string): void;
+  onRelease(connectionId: number, jobId: string): void;
+}
+
+/** Plain string messages that are not batches. */
+const READY = 'ready';
+const SHUTDOWN = 'shutdown';
+
+const WORKER_FILE = path.join(__dirname, 'worker.js');
+
+/** Main-thread side of one shard thread: its pool, its port and its outgoing batch. */
+class ShardHandle {
+  pool: Piscina;
+  port: MessagePort;
+  attach: Promise<unknown>;
+  ready: Promise<void>;
+  /** Requests waiting for the next batch. */
+  queued: Request[] = [];
+  sinks = new Map<number, ReplySink>();
+  inFlight = false;
+  scheduled = false;
+  alive = true;
+
+  constructor(
+    readonly index: number,
+    init: ShardInit,
+    onMessage: (handle: ShardHandle, data: unknown) => void,
+  ) {
+    this.pool = new Piscina({
+      filename: WORKER_FILE,
+      minThreads: 1,
+      maxThreads: 1,
+      idleTimeout: Infinity,
+      // The default atomics mode parks an idle thread in Atomics.wait, which would stop
+      // the shard's timers and its port; a shard must run without a task arriving.
+      atomics: 'disabled',
+    });
+    const channel = new MessageChannel();
+    this.port = channel.port1;
+    let markReady: () => void = () => undefined;
+    this.ready = new Promise((resolve) => {
+      markReady = resolve;
+    });
+    this.port.on('message', (data: unknown) => {
+      if (data === READY) {
+        markReady();
+        return;
+      }
+      onMessage(this, data);
+    });
+    this.attach = this.pool.run({ ...init, port: channel.port2 }, { transferList: [channel.port2] as never });
+  }
+}
+
+/**
+ * Routes requests to the shard that owns their group, batching them so that at most one
+ * batch is in flight per shard; requests that arrive meanwhile join the next batch.
+ */
+export class ShardPool {
+  private readonly handles: ShardHandle[] = [];
+  private readonly groupShard = new Map<string, number>();
+  private nextRequestId = 1;
+  private closing = false;
+
+  constructor(
+    private readonly config: Config,
+    private readonly logger: Logger,
+    private readonly events: ShardEvents,
+  ) {
+    for (const group of config.groups) {
+      this.groupShard.set(group.slug, placeGroup(group, config.shards));
+    }
+  }
+
+  get size(): number {
+    return this.handles.length;
+  }
+
+  /** Starts every shard thread and waits until each has attached. */
+  async start(): Promise<void> {
+    const settings: ShardSettings = {
+      jobTimeoutMs: this.config.job_timeout * 1000,
+      retryDelayMs: this.config.retry_delay * 1000,
+      leaseMs: this.config.lease * 1000,
+      prefetch: this.config.prefetch,
+      ignoreDelays: this.config.delay_policy === 'IGNORE',
+      maxReplyBytes: this.config.max_reply_bytes,
+      logLevel: this.config.log_level,
+    };
+    for (let index = 0; index < this.config.shards; index++) {
+      const groups = [...this.groupShard].filter(([, shard]) => shard === index).map(([slug]) => slug);
+      const handle = new ShardHandle(index, { index, groups, settings }, (h, data) => this.onMessage(h, data));
+      handle.attach.then(
+        () => this.onDetached(handle, undefined),
+        (error: unknown) => this.onDetached(handle, error),
+      );
+      this.handles.push(handle);
+      this.logger.debug({ shard: index, groups }, 'shard starting');
+    }
+    await Promise.all(this.handles.map((handle) => handle.ready));
+  }
+
+  /** Returns the shard index that owns a configured group. */
+  shardOf(group: string): number {
+    const shard = this.groupShard.get(group);
+    if (shard === undefined) throw new Error(`group ${group} has no shard`);
+    return shard;
+  }
+
+  /** Queues a request for the group's shard; `sink` receives its answer. */
+  request(group: string, op: Op, connectionId: number, args: unknown[], sink: ReplySink): void {
+    this.enqueue(this.handles[this.shardOf(group)], op, connectionId, group, args, sink);
+  }
+
+  /** Sends a request to every shard and resolves with their answers in shard order. */
+  broadcast(op: Op, args: unknown[] = []): Promise<unknown[]> {
+    return Promise.all(
+      this.handles.map(
+        (handle) =>
+          new Promise<unknown>((resolve) => {
+            this.enqueue(handle, op, 0, '', args, resolve);
+          }),
+      ),
+    );
+  }
+
+  /** Sends a request that needs no answer to the given shards. */
+  notify(shards: Iterable<number>, op: Op, connectionId: number, args: unknown[] = []): void {
+    for (const index of shards) {
+      this.enqueue(this.handles[index], op, connectionId, '', args, undefined);
+    }
+  }
+
+  /** Stops every shard thread after the batches in flight are answered. */
+  async close(): Promise<void> {
+    this.closing = true;
+    await Promise.all(
+      this.handles.map(async (handle) => {
+        if (handle.alive) handle.port.postMessage(SHUTDOWN);
+        await handle.attach.catch(() => undefined);
+        handle.port.close();
+        await handle.pool.close({ force: true });
+      }),
+    );
+  }
+
+  private enqueue(
+    handle: ShardHandle,
+    op: Op,
+    connectionId: number,
+    group: string,
+    args: unknown[],
+    sink: ReplySink | undefined,
+  ): void {
+    if (!handle.alive) {
+      sink?.(errorReply(ErrorCode.SHARD_UNAVAILABLE, `shard ${handle.index} is not running; retry later`));
+      return;
+    }
+    let requestId = 0;
+    if (sink !== undefined) {
+      requestId = this.nextRequestId++;
+      handle.sinks.set(requestId, sink);
+    }
+    handle.queued.push([op, requestId, connectionId, group, ...args]);
+    if (!handle.inFlight && !handle.scheduled) {
+      handle.scheduled = true;
+      setImmediate(() => {
+        handle.scheduled = false;
+        this.flush(handle);
+      });
+    }
+  }
+
+  private flush(handle: ShardHandle): void {
+    if (handle.inFlight || handle.queued.length === 0 || !handle.alive) return;
+    const batch = handle.queued;
+    handle.queued = [];
+    handle.inFlight = true;
+    const bytes = encode(batch);
+    handle.port.postMessage(bytes, [bytes.buffer]);
+  }
+
+  private onMessage(handle: ShardHandle, data: unknown): void {
+    const [answersBatch, outputs] = decode<ShardMessage>(data as Uint8Array);
+    for (const output of outputs) {
+      switch (output[0]) {
+        case Out.Reply: {
+          const sink = handle.sinks.get(output[1]);
+          if (sink !== undefined) {
+            handle.sinks.delete(output[1]);
+            sink(output[2]);
+          }
+          break;
+        }
+        case Out.Push:
+          this.events.onPush(output[1], output[2], output[3], output[4]);
+          break;
+        case Out.Release:
+          this.events.onRelease(output[1], output[2]);
+          break;
+      }
+    }
+    if (answersBatch) {
+      handle.inFlight = false;
+      this.flush(handle);
+    }
+  }
+
+  private onDetached(handle: ShardHandle, error: unknown): void {
+    handle.alive = false;
+    if (this.closing && error === undefined) return;
+    // TODO: restart the thread and reload its groups once jobs are stored on disk; until
+    // then a dead shard's groups answer shard-unavailable.
+    this.logger.error({ shard: handle.index, err: error }, 'shard thread stopped; its groups are unavailable');
+    const reply = errorReply(ErrorCode.SHARD_UNAVAILABLE, `shard ${handle.index} stopped; retry later`);
+    for (const sink of handle.sinks.values()) sink(reply);
+    handle.sinks.clear();
+    handle.queued = [];
+  }
+}

@@ -1,0 +1,112 @@
+import type { MessagePort } from 'node:worker_threads';
+import pino, { Logger } from 'pino';
+import { errorReply, ErrorCode, ProtocolError } from '../protocol/errors';
+import { JobStore, MemoryStore } from '../storage/store';
+import { decode, encode } from './codec';
+import { dispatchQueue, ShardContext } from './lifecycle';
+import { Out, Output, Request, ShardInit, ShardMessage, ShardSettings } from './messages';
+import { Group, Job, Queue, WorkerConnection } from './model';
+import { OPERATIONS } from './operations';
+import { renderPush } from './render';
+import { Timers } from './timers';
+
+/**
+ * One shard: the queues, jobs, workers and timers of the groups placed on this thread. It
+ * runs the requests of each batch in order, then one dispatch round for the queues that
+ * changed, and answers the batch with one message holding the replies, pushes and releases.
+ */
+export class Shard implements ShardContext {
+  readonly settings: ShardSettings;
+  readonly timers: Timers;
+  readonly store: JobStore = new MemoryStore();
+  readonly logger: Logger;
+  readonly groups = new Map<string, Group>();
+  readonly connections = new Map<number, WorkerConnection>();
+  private readonly dirty = new Set<Queue>();
+  private outputs: Output[] = [];
+  /** True while a batch runs; timers fired by ADVANCE_CLOCK then answer with the batch. */
+  private inBatch = false;
+
+  constructor(
+    init: ShardInit,
+    private readonly port: MessagePort,
+  ) {
+    this.settings = init.settings;
+    this.logger = pino({ level: init.settings.logLevel, base: { shard: init.index } });
+    for (const slug of init.groups) this.groups.set(slug, new Group(slug));
+    this.timers = new Timers(() => this.finishTurn(false));
+  }
+
+  /** Runs one batch from the main thread and sends its answer. */
+  handleBatch(bytes: Uint8Array): void {
+    const requests = decode<Request[]>(bytes);
+    this.inBatch = true;
+    for (const request of requests) this.run(request);
+    this.inBatch = false;
+    this.finishTurn(true);
+  }
+
+  private run(request: Request): void {
+    const [op, requestId] = request;
+    let reply: unknown;
+    try {
+      const operation = OPERATIONS[op];
+      if (operation === undefined) throw new Error(`unknown operation ${op}`);
+      reply = operation(this, request);
+    } catch (error) {
+      if (error instanceof ProtocolError) {
+        reply = error.toReply();
+      } else {
+        this.logger.error({ err: error, op, connection: request[2], group: request[3] }, 'request failed inside the shard');
+        reply = errorReply(ErrorCode.INTERNAL_ERROR, 'the request failed inside the server; see the server log');
+      }
+    }
+    if (requestId !== 0) this.outputs.push([Out.Reply, requestId, reply]);
+  }
+
+  /** Runs the dispatch rounds this turn asked for and sends what the turn produced. */
+  private finishTurn(answersBatch: boolean): void {
+    if (this.inBatch) return;
+    for (const queue of this.dirty) {
+      this.dirty.delete(queue);
+      dispatchQueue(this, queue);
+    }
+    if (!answersBatch && this.outputs.length === 0) return;
+    const message: ShardMessage = [answersBatch, this.outputs];
+    this.outputs = [];
+    const bytes = encode(message);
+    this.port.postMessage(bytes, [bytes.buffer]);
+  }
+
+  markDirty(queue: Queue): void {
+    this.dirty.add(queue);
+  }
+
+  emitPush(worker: WorkerConnection, job: Job): void {
+    this.outputs.push([Out.Push, worker.id, renderPush(job), job.id, job.queue.group.slug]);
+  }
+
+  emitRelease(connectionId: number, jobId: string): void {
+    this.outputs.push([Out.Release, connectionId, jobId]);
+  }
+
+  group(slug: string): Group {
+    const group = this.groups.get(slug);
+    if (group === undefined) throw new Error(`group ${slug} is not placed on this shard`);
+    return group;
+  }
+
+  /** Returns the shard's record of a connection, creating it on first use. */
+  connection(id: number, username: string, address: string): WorkerConnection {
+    let connection = this.connections.get(id);
+    if (connection === undefined) {
+      connection = { id, username, address, held: new Set(), subscriptions: new Set(), paused: false };
+      this.connections.set(id, connection);
+    }
+    return connection;
+  }
+
+  stop(): void {
+    this.timers.stop();
+  }
+}

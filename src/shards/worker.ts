@@ -1,0 +1,27 @@
+import type { MessagePort } from 'node:worker_threads';
+import { ShardInit } from './messages';
+import { Shard } from './shard';
+
+/**
+ * Entry of a shard thread, run as one long piscina task. The task keeps running, and the
+ * shard serves batches from its port, until the main thread sends `shutdown`; if the thread
+ * dies, the task's rejection tells the main thread.
+ */
+function attach(init: ShardInit & { port: MessagePort }): Promise<void> {
+  const { port } = init;
+  const shard = new Shard(init, port);
+  return new Promise((resolve) => {
+    port.on('message', (data: unknown) => {
+      if (data === 'shutdown') {
+        shard.stop();
+        port.close();
+        resolve();
+        return;
+      }
+      shard.handleBatch(data as Uint8Array);
+    });
+    port.postMessage('ready');
+  });
+}
+
+export = attach;

@@ -1,0 +1,105 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import YAML from 'yaml';
+
+const ROOT = path.resolve(__dirname, '..', '..', '..');
+const CLI = path.join(ROOT, 'dist', 'src', 'cli.js');
+
+/** The users and groups of the common test setup. */
+export const BASE_CONFIG = {
+  host: '127.0.0.1',
+  port: 0,
+  web_port: 0,
+  test_mode: true,
+  log_level: 'info',
+  shards: 2,
+  groups: [{ slug: 'group1' }, { slug: 'group2' }, { slug: 'group3' }],
+  users: [
+    { username: 'user1', password: 'pass1', groups: ['group1'] },
+    { username: 'user2', password: 'pass2', groups: ['group2', 'group3'] },
+    { username: 'admin', password: 'adminpass', groups: ['*'] },
+  ],
+};
+
+export interface TestServer {
+  port: number;
+  webPort: number | null;
+  pid: number;
+  process: ChildProcess;
+  /** Every stdout and stderr line the server wrote so far. */
+  logs: string[];
+  /** Stops the server with SIGTERM and resolves with its exit code. */
+  stop(): Promise<number | null>;
+  /** Resolves when the process exits, with its exit code. */
+  exited: Promise<number | null>;
+}
+
+export interface StartOptions {
+  /** Extra command-line arguments. */
+  args?: string[];
+  env?: NodeJS.ProcessEnv;
+  timeoutMs?: number;
+}
+
+/** Writes a config to a temporary file and returns its path. */
+export function writeConfig(config: unknown): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'jobatator-test-'));
+  const file = path.join(dir, 'config.yml');
+  fs.writeFileSync(file, typeof config === 'string' ? config : YAML.stringify(config));
+  return file;
+}
+
+/** Starts a real server process on the given config and waits for its "listening" log line. */
+export function startServer(overrides: Record<string, unknown> = {}, options: StartOptions = {}): Promise<TestServer> {
+  const file = writeConfig({ ...BASE_CONFIG, ...overrides });
+  return spawnServer(['--config', file, ...(options.args ?? [])], options);
+}
+
+/** Spawns the CLI with the given arguments and waits for the "listening" log line. */
+export function spawnServer(args: string[], options: StartOptions = {}): Promise<TestServer> {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    cwd: options.env?.JOBATATOR_TEST_CWD ?? ROOT,
+    env: { ...process.env, ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: string[] = [];
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`server did not start within ${options.timeoutMs ?? 15000} ms; output:\n${logs.join('\n')}`));
+    }, options.timeoutMs ?? 15000);
+    const onLine = (line: string): void => {
+      logs.push(line);
+      if (!line.includes('"msg":"listening"')) return;
+      clearTimeout(timer);
+      const entry = JSON.parse(line) as { port: number; web_port: number | null };
+      resolve({
+        port: entry.port,
+        webPort: entry.web_port,
+        pid: child.pid as number,
+        process: child,
+        logs,
+        exited,
+        stop: async () => {
+          if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+          return exited;
+        },
+      });
+    };
+    for (const stream of [child.stdout, child.stderr]) {
+      let partial = '';
+      stream?.on('data', (chunk: Buffer) => {
+        const lines = (partial + chunk.toString('utf8')).split('\n');
+        partial = lines.pop() ?? '';
+        lines.forEach(onLine);
+      });
+    }
+    exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with code ${code} before listening; output:\n${logs.join('\n')}`));
+    });
+  });
+}
