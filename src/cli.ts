@@ -7,13 +7,15 @@ import { JobatatorServer } from './server';
 import { nativeCodecLoaded } from './shards/codec';
 
 const USAGE = `Usage:
-  jobatator [--config FILE] [--host ADDRESS] [--port PORT]
+  jobatator [--config FILE] [--host ADDRESS] [--port PORT] [--web-port PORT]
   jobatator hash-password        reads a password on stdin, prints a password_hash value
 
 Options:
   --config FILE    YAML config; default ./config.yml, else the bundled config.example.yml
   --host ADDRESS   address for TCP and HTTP, overrides the config's host
   --port PORT      TCP port, overrides the config's port (0 picks a free port)
+  --web-port PORT  HTTP gateway port, overrides the config's web_port (0 picks a free port;
+                   --web-port=-1 disables the gateway)
   --help           show this text
 `;
 
@@ -40,6 +42,7 @@ export async function main(argv: string[]): Promise<number> {
         config: { type: 'string' },
         host: { type: 'string' },
         port: { type: 'string' },
+        'web-port': { type: 'string' },
         help: { type: 'boolean' },
       },
     });
@@ -85,6 +88,15 @@ export async function main(argv: string[]): Promise<number> {
       return 2;
     }
     config.port = port;
+  }
+  const webPort = values['web-port'];
+  if (webPort !== undefined) {
+    const parsedWebPort = Number(webPort);
+    if (!/^(-1|\d{1,5})$/.test(webPort) || parsedWebPort > 65535) {
+      process.stderr.write(`jobatator: --web-port must be an integer from 0 to 65535, or -1 to disable the gateway, got "${webPort}"\n`);
+      return 2;
+    }
+    config.web_port = parsedWebPort;
   }
   if (envFlag('TEST_MODE')) config.test_mode = true;
   if (envFlag('ALLOW_DISPATCH')) config.allow_dispatch = true;

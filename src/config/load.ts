@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import YAML from 'yaml';
+import YAML, { LineCounter, YAMLError } from 'yaml';
 import { ConfigError, validateConfig, ValidationResult } from './validate';
 
 export interface LoadedConfig extends ValidationResult {
@@ -27,6 +27,18 @@ export function resolveConfigPath(given: string | undefined, cwd = process.cwd()
   return { file: EXAMPLE_CONFIG, usesExample: true };
 }
 
+/**
+ * Describes a YAML syntax error by line, column and parser message. A few yaml messages
+ * quote source text after ": " (tags, block scalar headers) or an escape sequence, and a
+ * password may sit there, so that part is left out.
+ */
+function describeYamlError(file: string, error: YAMLError, lineCounter: LineCounter): string {
+  const { line, col } = lineCounter.linePos(error.pos[0]);
+  const reason =
+    error.code === 'BAD_DQ_ESCAPE' ? 'invalid escape sequence in a double-quoted string' : error.message.split(': ')[0];
+  return `${file}: YAML syntax error at line ${line}, column ${col}: ${reason} (${error.code})`;
+}
+
 /** Reads, parses and validates a YAML config file. Throws ConfigError on any problem. */
 export function loadConfig(given: string | undefined, cwd = process.cwd()): LoadedConfig {
   const { file, usesExample } = resolveConfigPath(given, cwd);
@@ -37,9 +49,10 @@ export function loadConfig(given: string | undefined, cwd = process.cwd()): Load
     const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
     throw new ConfigError([`cannot read config file ${file} (${reason}); pass an existing file with --config`]);
   }
-  const document = YAML.parseDocument(text, { prettyErrors: false });
+  const lineCounter = new LineCounter();
+  const document = YAML.parseDocument(text, { lineCounter, prettyErrors: false });
   if (document.errors.length > 0) {
-    throw new ConfigError(document.errors.map((error) => `${file}: YAML syntax error at line ${error.linePos?.[0].line ?? "?"}: ${error.code}`));
+    throw new ConfigError(document.errors.map((error) => describeYamlError(file, error, lineCounter)));
   }
   const result = validateConfig(document.toJS());
   return { ...result, file, usesExample };

@@ -4,6 +4,7 @@ import type { Dispatcher } from '../protocol/dispatcher';
 import { ErrorCode, ProtocolError } from '../protocol/errors';
 import { OrderedOutput } from '../protocol/ordered-output';
 import { Client, Session } from '../protocol/session';
+import Denque from 'denque';
 import { Framer } from './framer';
 
 /** What a connection needs from the server around it. */
@@ -20,8 +21,14 @@ export interface ConnectionHost {
   onClosed(connection: Connection): void;
 }
 
-/** Replies waiting for a shard above which the connection stops reading requests. */
-const MAX_PENDING_REPLIES = 10_000;
+/**
+ * Replies a connection may owe at once; later commands wait. Pipelining clients keep tens
+ * of requests in flight, and the bound keeps the replies of one client's burst in memory
+ * at most this many times the reply size.
+ */
+const MAX_PENDING_REPLIES = 256;
+/** Parsed commands waiting to run, above which the connection stops reading. */
+const MAX_INBOX_COMMANDS = 1024;
 
 /**
  * One TCP client: reads and frames its requests, runs them through the dispatcher, and
@@ -35,8 +42,8 @@ export class Connection implements Client {
   readonly address: string;
   private readonly framer: Framer;
   private readonly logger: Logger;
-  /** Commands read while an earlier one (a hashed login) must finish first. */
-  private inbox: string[][] = [];
+  /** Commands read but not run yet: a hashed login runs first, or the client is behind. */
+  private inbox = new Denque<string[]>();
   private blocked = false;
   private closing = false;
   private closed = false;
@@ -98,29 +105,43 @@ export class Connection implements Client {
 
   private onCommand(args: string[]): void {
     if (this.closing) return;
-    if (this.blocked) {
-      this.inbox.push(args);
-      this.updateFlow();
+    if (this.inbox.length === 0 && this.canDispatch()) {
+      this.run(args);
       return;
     }
-    this.run(args);
+    this.inbox.push(args);
+    this.updateFlow();
+  }
+
+  /**
+   * Commands run only while the client reads its replies: with too many replies owed or
+   * too much output unsent, they wait in the inbox, and a full inbox stops reading.
+   */
+  private canDispatch(): boolean {
+    return (
+      !this.blocked &&
+      !this.closing &&
+      this.output.pendingCount < MAX_PENDING_REPLIES &&
+      this.socket.writableLength <= this.host.maxOutputBytes
+    );
   }
 
   private run(args: string[]): void {
     const barrier = this.host.dispatcher.execute(this, args);
     if (barrier !== undefined) {
       this.blocked = true;
-      barrier.finally(() => this.unblock());
+      barrier.finally(() => {
+        this.blocked = false;
+        this.updateFlow();
+      });
     }
-    this.updateFlow();
   }
 
-  private unblock(): void {
-    this.blocked = false;
-    while (!this.blocked && !this.closing && this.inbox.length > 0) {
+  /** Runs the waiting commands that may run now. */
+  private pump(): void {
+    while (this.inbox.length > 0 && this.canDispatch()) {
       this.run(this.inbox.shift() as string[]);
     }
-    this.updateFlow();
   }
 
   private onFramingError(error: ProtocolError, fatal: boolean): void {
@@ -149,11 +170,16 @@ export class Connection implements Client {
     if (this.closing) this.endIfDone();
   }
 
-  /** Pauses or resumes reading and pushes as output and outstanding replies change. */
+  /**
+   * Runs waiting commands, then pauses or resumes reading and pushes. Every reply that
+   * leaves the queue is written and every write ends here, as does the socket's drain
+   * event, so a paused client is resumed without polling.
+   */
   private updateFlow(): void {
     if (this.closed) return;
+    this.pump();
     const outputFull = this.socket.writableLength > this.host.maxOutputBytes;
-    const shouldPauseRead = outputFull || this.output.pendingCount > MAX_PENDING_REPLIES || this.inbox.length > MAX_PENDING_REPLIES;
+    const shouldPauseRead = outputFull || this.inbox.length >= MAX_INBOX_COMMANDS;
     if (shouldPauseRead !== this.readPaused) {
       this.readPaused = shouldPauseRead;
       if (shouldPauseRead) this.socket.pause();
@@ -162,10 +188,6 @@ export class Connection implements Client {
     if (outputFull !== this.pushPaused) {
       this.pushPaused = outputFull;
       this.host.setPushPaused(this, outputFull);
-    }
-    if (this.readPaused && !outputFull) {
-      // Outstanding replies shrink without a socket event, so check again shortly.
-      setImmediate(() => this.updateFlow());
     }
   }
 

@@ -139,7 +139,9 @@ export class Dispatcher {
         const [id, status] = args;
         requestArgs = [id, status, username, client.address];
         onReply = (text) => {
-          if (text === 'OK' && FINAL_REPORTS.has(status)) session.held.delete(id);
+          if (text !== 'OK') return;
+          if (FINAL_REPORTS.has(status)) session.held.delete(id);
+          else session.held.set(id, group);
         };
         break;
       }

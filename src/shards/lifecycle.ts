@@ -168,7 +168,11 @@ export function dropWorker(ctx: ShardContext, worker: WorkerConnection): void {
   for (const job of [...worker.held]) failJob(ctx, job, 'worker-lost');
 }
 
-/** Pushes pending jobs of a queue to its available workers, oldest job first. */
+/**
+ * Pushes pending jobs of a queue to its available workers, oldest job first.
+ * TODO: prefetch is counted per shard, so a connection subscribed to groups on two shards
+ * may hold up to prefetch jobs from each; a credit shared across shards would close this.
+ */
 export function dispatchQueue(ctx: ShardContext, queue: Queue): void {
   while (queue.workers.length > 0 && queue.hasPending()) {
     const worker = queue.nextWorker(ctx.settings.prefetch);

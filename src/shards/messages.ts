@@ -31,6 +31,8 @@ export const enum Op {
   Close,
   /** A connection's output is over its limit (args[0] true) or drained (false). No reply. */
   Pause,
+  /** Test mode: throws inside the shard, to show a failing request leaves the shard running. */
+  Fail,
 }
 
 /**

@@ -289,6 +289,9 @@ export const OPERATIONS: Record<number, Operation> = {
     dropWorker(shard, worker);
     return undefined;
   },
+  [Op.Fail]: () => {
+    throw new Error('failure requested by DEBUG shard-error');
+  },
   [Op.Pause]: (shard, [, , connectionId, , paused]) => {
     const worker = shard.connections.get(connectionId);
     if (worker === undefined) return undefined;

@@ -84,8 +84,18 @@ async function advanceClock(ctx: ServerContext, _client: Client, [secondsText]: 
   return Reply.OK;
 }
 
-function debug(ctx: ServerContext): string {
+/**
+ * DEBUG logs the server state. `DEBUG shard-error` makes the shard of the current group
+ * fail one request, which must answer internal-error and leave the shard running.
+ */
+function debug(ctx: ServerContext, client: Client, args: string[]): string | Promise<string> {
   requireTestMode(ctx);
+  if (args[0] === 'shard-error') {
+    const group = client.session.group;
+    if (group === null) throw new ProtocolError(ErrorCode.GROUP_NOT_SELECTED);
+    client.session.shards.add(ctx.shards.shardOf(group));
+    return new Promise((resolve) => ctx.shards.request(group, Op.Fail, client.id, [], (value) => resolve(String(value))));
+  }
   ctx.logger.info({ sessions: ctx.clients.size, groups: [...ctx.groups], shards: ctx.shards.size }, 'debug state');
   return Reply.OK;
 }

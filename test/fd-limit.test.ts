@@ -1,0 +1,90 @@
+import { spawn } from 'node:child_process';
+import net from 'node:net';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { LineClient } from './helpers/client';
+import { BASE_CONFIG, writeConfig } from './helpers/server';
+
+const CLI = path.resolve(__dirname, '..', '..', 'dist', 'src', 'cli.js');
+
+interface Outcome {
+  socket: net.Socket;
+  result: 'answered' | 'closed' | 'hung';
+}
+
+/** Opens a connection, sends AUTH and reports whether it was answered, closed or left hanging. */
+function authenticate(port: number): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    let settled = false;
+    const settle = (result: Outcome['result']): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve({ socket, result });
+    };
+    const timer = setTimeout(() => settle('hung'), 3000);
+    socket.on('data', (chunk: Buffer) => {
+      if (chunk.toString().includes('\n')) settle('answered');
+    });
+    socket.on('close', () => settle('closed'));
+    socket.write('AUTH user1 pass1\n');
+  });
+}
+
+test('connections past the file limit close at once', async () => {
+  const config = writeConfig({ ...BASE_CONFIG, shards: 1, web_port: -1 });
+  const child = spawn('bash', ['-c', `ulimit -n 128 && exec "${process.execPath}" "${CLI}" --config "${config}"`], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('server did not start within 15 s')), 15000);
+      let output = '';
+      child.stdout.on('data', (chunk: Buffer) => {
+        output += chunk.toString();
+        const match = /"port":(\d+),[^\n]*"msg":"listening"/.exec(output);
+        if (match) {
+          clearTimeout(timer);
+          resolve(Number(match[1]));
+        }
+      });
+    });
+    const publisher = await LineClient.login(port);
+
+    const first = await Promise.all(Array.from({ length: 200 }, () => authenticate(port)));
+    const hung = first.filter((outcome) => outcome.result === 'hung').length;
+    const answered = first.filter((outcome) => outcome.result === 'answered').length;
+    assert.is(hung, 0, 'no connection may hang');
+    assert.ok(answered > 50, `expected most connections answered, got ${answered}`);
+    assert.ok(answered < 200, 'the limit of 128 descriptors must refuse some connections');
+
+    assert.is(await publisher.request('PING'), 'PONG');
+    const id = (await publisher.request('PUBLISH fd-q t x')).slice(3);
+    assert.is(id.length, 16);
+
+    for (const outcome of first) outcome.socket.destroy();
+    await publisher.request('PING', 'PONG');
+    const second = await Promise.all(Array.from({ length: 10 }, () => authenticate(port)));
+    assert.equal(
+      second.map((outcome) => outcome.result),
+      Array.from({ length: 10 }, () => 'answered'),
+    );
+    for (const outcome of second) outcome.socket.destroy();
+
+    const jobs = await publisher.json<Array<{ ID: string }>>('LIST_JOBS fd-q');
+    assert.equal(
+      jobs.map((job) => job.ID),
+      [id],
+    );
+    publisher.close();
+  } finally {
+    child.kill('SIGTERM');
+    assert.is(await exited, 0);
+  }
+});
+
+test.run();
