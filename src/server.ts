@@ -139,7 +139,7 @@ export class JobatatorServer implements ServerContext, ConnectionHost {
     const closedTcp = new Promise<void>((resolve) => (this.tcp ? this.tcp.close(() => resolve()) : resolve()));
     const closedHttp = new Promise<void>((resolve) => (this.http ? this.http.close(() => resolve()) : resolve()));
     this.http?.closeAllConnections();
-    for (const connection of this.connections) connection.closeAfterReplies();
+    for (const connection of this.connections) connection.finishAndClose();
     const deadline = Date.now() + STOP_GRACE_MS;
     while (this.connections.size > 0 && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 20));

@@ -77,6 +77,7 @@ const KNOWN_KEYS = new Set([
 const SLUG_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
 
 function describe(value: unknown): string {
+  if (value === undefined) return 'nothing (the key is missing)';
   return JSON.stringify(value) ?? String(value);
 }
 

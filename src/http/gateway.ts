@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import http from 'node:http';
 import { tokenize } from '../net/tokenize';
 import { ErrorCode, errorReply } from '../protocol/errors';
@@ -169,7 +170,13 @@ export function startGateway(server: JobatatorServer, host: string, port: number
     });
     request.on('end', () => {
       if (rejected) return;
-      const commands = parseCommands(Buffer.concat(chunks).toString('utf8'));
+      const body = Buffer.concat(chunks);
+      // Decoding would replace invalid bytes with U+FFFD and so change payloads silently.
+      if (!isUtf8(body)) {
+        send(400, badRequest('the body is not valid UTF-8; send the JSON document as UTF-8'));
+        return;
+      }
+      const commands = parseCommands(body.toString('utf8'));
       if (!Array.isArray(commands)) {
         send(400, commands);
         return;

@@ -7,7 +7,7 @@ import { Client, Session } from '../protocol/session';
 import Denque from 'denque';
 import { Framer } from './framer';
 
-/** What a connection needs from the server around it. */
+/** Server services a connection uses. */
 export interface ConnectionHost {
   readonly dispatcher: Dispatcher;
   readonly logger: Logger;
@@ -75,8 +75,18 @@ export class Connection implements Client {
     this.logger.debug('connection opened');
   }
 
+  /** Ends the connection after the replies owed so far; commands read after this one are dropped. */
   closeAfterReplies(): void {
     this.closing = true;
+    this.inbox.clear();
+    queueMicrotask(() => this.endIfDone());
+  }
+
+  /** Stops reading, runs the commands already read, and ends once their replies are written. */
+  finishAndClose(): void {
+    this.closing = true;
+    this.socket.pause();
+    this.pump();
     queueMicrotask(() => this.endIfDone());
   }
 
@@ -120,7 +130,6 @@ export class Connection implements Client {
   private canDispatch(): boolean {
     return (
       !this.blocked &&
-      !this.closing &&
       this.output.pendingCount < MAX_PENDING_REPLIES &&
       this.socket.writableLength <= this.host.maxOutputBytes
     );
@@ -180,7 +189,7 @@ export class Connection implements Client {
     this.pump();
     const outputFull = this.socket.writableLength > this.host.maxOutputBytes;
     const shouldPauseRead = outputFull || this.inbox.length >= MAX_INBOX_COMMANDS;
-    if (shouldPauseRead !== this.readPaused) {
+    if (shouldPauseRead !== this.readPaused && !this.closing) {
       this.readPaused = shouldPauseRead;
       if (shouldPauseRead) this.socket.pause();
       else this.socket.resume();
@@ -192,7 +201,7 @@ export class Connection implements Client {
   }
 
   private endIfDone(): void {
-    if (this.closed || this.output.pendingCount > 0 || this.unsent.length > 0) return;
+    if (this.closed || this.inbox.length > 0 || this.output.pendingCount > 0 || this.unsent.length > 0) return;
     this.socket.end();
   }
 

@@ -93,6 +93,11 @@ export class Framer {
         this.onPartialLine();
         return;
       }
+      // A whole line may arrive in one read, so complete lines are checked against the limit too.
+      if (newline > this.lineLimit()) {
+        this.failLineTooLong();
+        return;
+      }
       this.sawNewline = true;
       const line = this.take(newline + 1);
       if (this.mode === Mode.BulkLength) {
@@ -105,14 +110,22 @@ export class Framer {
 
   private onPartialLine(): void {
     this.scanned = this.buffered;
-    const limit = this.mode === Mode.Line ? this.options.maxLineBytes : this.options.maxLineBytes - this.bulkBytes;
-    if (this.buffered > limit) {
-      this.fail(new ProtocolError(ErrorCode.LINE_TOO_LONG, `request exceeds max_line_bytes (${this.options.maxLineBytes} bytes)`));
+    if (this.buffered > this.lineLimit()) {
+      this.failLineTooLong();
       return;
     }
     if (this.mode === Mode.Line && !this.sawNewline && this.options.cliIdleMs > 0) {
       this.armIdleTimer();
     }
+  }
+
+  /** Bytes the current line may hold: the whole limit, or what a multibulk request has left of it. */
+  private lineLimit(): number {
+    return this.mode === Mode.Line ? this.options.maxLineBytes : this.options.maxLineBytes - this.bulkBytes;
+  }
+
+  private failLineTooLong(): void {
+    this.fail(new ProtocolError(ErrorCode.LINE_TOO_LONG, `request exceeds max_line_bytes (${this.options.maxLineBytes} bytes)`));
   }
 
   private readLine(raw: Buffer): void {

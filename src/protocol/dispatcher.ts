@@ -95,6 +95,12 @@ export class Dispatcher {
     const commandArgs = args.slice(1);
     const form = matchForm(command, commandArgs.length);
     let group = session.group;
+    if (form !== undefined && (command.name === 'JOB' || command.name === 'UPDATE_JOB')) {
+      // A job this connection holds is found whatever group is current, so a worker that
+      // subscribed with the older `SUBSCRIBE group queue` form reports without USE_GROUP.
+      const id = command.name === 'JOB' ? commandArgs[1] : commandArgs[0];
+      group = session.held.get(id) ?? group;
+    }
     if (form?.groupArg !== undefined) {
       group = commandArgs[form.groupArg];
       this.checkGroup(client, group);
@@ -103,11 +109,6 @@ export class Dispatcher {
       throw new ProtocolError(ErrorCode.GROUP_NOT_SELECTED);
     }
     if (form === undefined) throw new ProtocolError(ErrorCode.WRONG_ARGUMENT_COUNT);
-    if (command.name === 'JOB' || command.name === 'UPDATE_JOB') {
-      // A job this connection holds is found whatever group is current.
-      const id = command.name === 'JOB' ? commandArgs[1] : commandArgs[0];
-      group = session.held.get(id) ?? group;
-    }
     return { command, args: commandArgs, group };
   }
 

@@ -4,7 +4,7 @@ import type { ShardSettings } from './messages';
 import { Job, Queue, WorkerConnection } from './model';
 import type { Timers } from './timers';
 
-/** What the job transitions need from their shard. */
+/** Shard services the job transitions use. */
 export interface ShardContext {
   readonly settings: ShardSettings;
   readonly timers: Timers;
@@ -15,10 +15,10 @@ export interface ShardContext {
   emitRelease(connectionId: number, jobId: string): void;
 }
 
-/** Why a delivery failed; each failure counts one attempt. */
+/** Cause of a failed delivery. Each failure counts one attempt. */
 export type FailureCause = 'errored' | 'lease-expired' | 'worker-lost';
 
-/** Expired holders remembered per job, enough to answer late reports of recent holders. */
+/** Expired holders remembered per job, so late reports of recent holders get lease-expired. */
 const MAX_EXPIRED_HOLDERS = 8;
 
 let nextSeq = 1;
@@ -149,7 +149,7 @@ function makePending(ctx: ShardContext, job: Job): void {
   ctx.markDirty(job.queue);
 }
 
-/** Deletes a job in any state; its holder is told it no longer holds it. */
+/** Deletes a job in any state, and releases it from its holder. */
 export function removeJob(ctx: ShardContext, job: Job): void {
   if (job.removed) return;
   if (job.holder !== null) ctx.emitRelease(job.holder.id, job.id);
@@ -171,7 +171,7 @@ export function dropWorker(ctx: ShardContext, worker: WorkerConnection): void {
 /**
  * Pushes pending jobs of a queue to its available workers, oldest job first.
  * TODO: prefetch is counted per shard, so a connection subscribed to groups on two shards
- * may hold up to prefetch jobs from each; a credit shared across shards would close this.
+ * may hold up to prefetch jobs from each. A credit shared across shards would fix this.
  */
 export function dispatchQueue(ctx: ShardContext, queue: Queue): void {
   while (queue.workers.length > 0 && queue.hasPending()) {

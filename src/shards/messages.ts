@@ -43,11 +43,11 @@ export type Request = [Op, number, number, string, ...unknown[]];
 
 /** Kinds of the shard-to-main tuples. */
 export const enum Out {
-  /** `[Reply, requestId, value]`: the answer to a request, a reply line or structured data. */
+  /** `[Reply, requestId, value]`: the reply to a request: a reply line or structured data. */
   Reply = 0,
   /** `[Push, connectionId, line, jobId, group]`: a job pushed to a worker. */
   Push = 1,
-  /** `[Release, connectionId, jobId]`: the connection no longer holds the job. */
+  /** `[Release, connectionId, jobId]`: the job is no longer reserved for the connection. */
   Release = 2,
 }
 
@@ -57,8 +57,8 @@ export type Output =
   | [Out.Release, number, string];
 
 /**
- * A shard-to-main message: `[answersBatch, outputs]`. `answersBatch` is true for the
- * message that answers the batch in flight; timers and cron send messages with false.
+ * A shard-to-main message: `[answersBatch, outputs]`. `answersBatch` is true for the reply
+ * to the batch in flight. Messages sent by timers and cron carry false.
  */
 export type ShardMessage = [boolean, Output[]];
 

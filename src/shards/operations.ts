@@ -42,7 +42,8 @@ function tooLarge(paged: string): string {
 function updateJob(shard: Shard, request: Request): string {
   const [, , connectionId, groupSlug, id, status, username, address] = request as [Op, number, number, string, string, string, string, string];
   if (!JOB_STATES.has(status)) {
-    throw new ProtocolError(ErrorCode.UNKNOWN_STATE, `"${status}" is not a job state; use done, errored or in-progress`);
+    // An error code of the original server is sent bare, without a detail.
+    throw new ProtocolError(ErrorCode.UNKNOWN_STATE);
   }
   const job = shard.group(groupSlug).jobs.get(id);
   if (job === undefined) throw new ProtocolError(ErrorCode.UNKNOWN_JOB);

@@ -8,7 +8,7 @@ import { decode, encode } from './codec';
 import { Op, Out, Request, ShardInit, ShardMessage, ShardSettings } from './messages';
 import { placeGroup } from './placement';
 
-/** Receives the value a shard answered to one request. */
+/** Receives a shard's reply to one request. */
 export type ReplySink = (value: unknown) => void;
 
 export interface ShardEvents {
@@ -46,7 +46,7 @@ class ShardHandle {
       maxThreads: 1,
       idleTimeout: Infinity,
       // The default atomics mode parks an idle thread in Atomics.wait, which would stop
-      // the shard's timers and its port; a shard must run without a task arriving.
+      // the shard's timers and its port. A shard must run without a task arriving.
       atomics: 'disabled',
     });
     const channel = new MessageChannel();
@@ -67,8 +67,8 @@ class ShardHandle {
 }
 
 /**
- * Routes requests to the shard that owns their group, batching them so that at most one
- * batch is in flight per shard; requests that arrive meanwhile join the next batch.
+ * Routes requests to the shard that owns their group. At most one batch is in flight per
+ * shard, and requests that arrive meanwhile join the next batch.
  */
 export class ShardPool {
   private readonly handles: ShardHandle[] = [];
@@ -121,12 +121,12 @@ export class ShardPool {
     return shard;
   }
 
-  /** Queues a request for the group's shard; `sink` receives its answer. */
+  /** Queues a request for the group's shard. `sink` receives the reply. */
   request(group: string, op: Op, connectionId: number, args: unknown[], sink: ReplySink): void {
     this.enqueue(this.handles[this.shardOf(group)], op, connectionId, group, args, sink);
   }
 
-  /** Sends a request to every shard and resolves with their answers in shard order. */
+  /** Sends a request to every shard and resolves with their replies in shard order. */
   broadcast(op: Op, args: unknown[] = []): Promise<unknown[]> {
     return Promise.all(
       this.handles.map(

@@ -4,8 +4,8 @@ import { Shard } from './shard';
 
 /**
  * Entry of a shard thread, run as one long piscina task. The task keeps running, and the
- * shard serves batches from its port, until the main thread sends `shutdown`; if the thread
- * dies, the task's rejection tells the main thread.
+ * shard serves batches from its port, until the main thread sends `shutdown`. If the thread
+ * dies, the task's rejection notifies the main thread.
  */
 function attach(init: ShardInit & { port: MessagePort }): Promise<void> {
   const { port } = init;

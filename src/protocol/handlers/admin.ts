@@ -6,14 +6,14 @@ import { Reply } from '../replies';
 import type { Client } from '../session';
 import { renderSession, type Handler } from './session';
 
-/** Longest clock jump ADVANCE_CLOCK accepts: ten years, in seconds. */
+/** Maximum clock step of ADVANCE_CLOCK: ten years, in seconds. */
 const MAX_CLOCK_STEP_SECONDS = 10 * 365 * 24 * 3600;
 
 function requireTestMode(ctx: ServerContext, code: typeof ErrorCode.TEST_MODE_DISABLED | typeof ErrorCode.FORBIDDEN = ErrorCode.TEST_MODE_DISABLED): void {
   if (!ctx.config.test_mode) throw new ProtocolError(code);
 }
 
-/** Returns a shard's broadcast answer, or throws the error reply it sent instead. */
+/** Returns a shard's reply to a broadcast, or throws the error reply it sent instead. */
 function shardValue<T>(value: unknown): T {
   if (typeof value === 'string') {
     const [code, detail] = value.slice('Err: '.length).split(/;(.*)/s);
@@ -86,7 +86,7 @@ async function advanceClock(ctx: ServerContext, _client: Client, [secondsText]: 
 
 /**
  * DEBUG logs the server state. `DEBUG shard-error` makes the shard of the current group
- * fail one request, which must answer internal-error and leave the shard running.
+ * fail one request, which must reply internal-error and leave the shard running.
  */
 function debug(ctx: ServerContext, client: Client, args: string[]): string | Promise<string> {
   requireTestMode(ctx);
