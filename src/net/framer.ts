@@ -155,7 +155,7 @@ export class Framer {
   private startMultibulk(countText: string): void {
     const count = parseDecimal(countText);
     if (count === null || count > MAX_MULTIBULK_ARGS) {
-      this.fail(new ProtocolError(ErrorCode.INVALID_SYNTAX, `invalid multibulk count "*${countText.slice(0, 20)}"`));
+      this.fail(new ProtocolError(ErrorCode.INVALID_SYNTAX, `invalid multibulk count ${JSON.stringify(`*${countText.slice(0, 20)}`)}; expected *<argument count>`));
       return;
     }
     if (count === 0) return;
@@ -172,7 +172,7 @@ export class Framer {
     const text = raw.toString('latin1', 1, end);
     const length = raw[0] === DOLLAR ? parseDecimal(text) : null;
     if (length === null) {
-      this.fail(new ProtocolError(ErrorCode.INVALID_SYNTAX, `expected a bulk length "$<bytes>" in a multibulk request, got "${raw.toString('latin1', 0, Math.min(end, 20))}"`));
+      this.fail(new ProtocolError(ErrorCode.INVALID_SYNTAX, `expected a bulk length "$<bytes>" in a multibulk request, got ${JSON.stringify(raw.toString('latin1', 0, Math.min(end, 20)))}`));
       return;
     }
     this.bulkBytes += raw.length + length + 2;

@@ -154,7 +154,8 @@ function deleteRecurrent(entry: RecurrentEntry, group: Group): void {
 function deleteRecurrentJob(shard: Shard, request: Request): string {
   const [, , , groupSlug, idText] = request as [Op, number, number, string, string];
   if (!/^[1-9]\d{0,9}$/.test(idText)) {
-    throw new ProtocolError(ErrorCode.UNKNOWN_RECURRENT_JOB, `entry ids are positive integers, got "${idText.slice(0, 40)}"`);
+    // An error code of the original server is sent bare, without a detail.
+    throw new ProtocolError(ErrorCode.UNKNOWN_RECURRENT_JOB);
   }
   const group = shard.group(groupSlug);
   const entry = group.recurrent.get(Number(idText));

@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { StringDecoder } from 'node:string_decoder';
 
 const DEFAULT_TIMEOUT_MS = 5000;
 
@@ -6,12 +7,14 @@ const DEFAULT_TIMEOUT_MS = 5000;
 export class LineClient {
   readonly lines: string[] = [];
   private partial = '';
+  /** Keeps a UTF-8 character split across two reads whole. */
+  private readonly decoder = new StringDecoder('utf8');
   private waiters: Array<() => void> = [];
   closed = false;
 
   private constructor(readonly socket: net.Socket) {
     socket.on('data', (chunk: Buffer) => {
-      const parts = (this.partial + chunk.toString('utf8')).split('\n');
+      const parts = (this.partial + this.decoder.write(chunk)).split('\n');
       this.partial = parts.pop() ?? '';
       this.lines.push(...parts);
       this.wake();
