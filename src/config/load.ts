@@ -28,9 +28,9 @@ export function resolveConfigPath(given: string | undefined, cwd = process.cwd()
 }
 
 /**
- * Describes a YAML syntax error by line, column and parser message. A few yaml messages
- * quote source text after ": " (tags, block scalar headers) or an escape sequence, and a
- * password may sit there, so that part is left out.
+ * Describes a YAML syntax error by line, column and parser message. A few messages of
+ * yaml 2.9 quote source text after ": " (tags, block scalar headers) or an escape
+ * sequence. A password may sit there, so that part is left out.
  */
 function describeYamlError(file: string, error: YAMLError, lineCounter: LineCounter): string {
   const { line, col } = lineCounter.linePos(error.pos[0]);

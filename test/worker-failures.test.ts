@@ -1,0 +1,453 @@
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { LineClient, parsePush, waitFor } from './helpers/client';
+import { startServer, TestServer } from './helpers/server';
+
+type PushedJob = ReturnType<typeof parsePush>;
+
+interface ListedJob {
+  ID: string;
+  State: string;
+  Attempts: number;
+}
+
+interface Health {
+  NumSessions: number;
+  NumWorkers: number;
+}
+
+/**
+ * Sends PING and returns the lines that arrived before PONG. Every job pushed to the
+ * connection before the server read the PING comes first, so an empty result shows that
+ * nothing was pushed up to that point.
+ */
+async function linesBeforePong(client: LineClient): Promise<string[]> {
+  client.send('PING');
+  const lines: string[] = [];
+  for (;;) {
+    const line = await client.next();
+    if (line === 'PONG') return lines;
+    lines.push(line);
+  }
+}
+
+async function nextPush(client: LineClient, timeoutMs?: number): Promise<PushedJob> {
+  return parsePush(await client.next(timeoutMs));
+}
+
+/** Publishes jobs in one write and returns their ids in publish order. */
+async function publishAll(publisher: LineClient, queue: string, payloads: string[]): Promise<string[]> {
+  publisher.write(payloads.map((payload) => `PUBLISH ${queue} t ${payload}\n`).join(''));
+  const ids: string[] = [];
+  for (let index = 0; index < payloads.length; index++) {
+    const reply = await publisher.next();
+    assert.match(reply, /^OK#[A-Za-z0-9]{16}$/);
+    ids.push(reply.slice(3));
+  }
+  return ids;
+}
+
+async function publish(publisher: LineClient, queue: string, payload = 'x'): Promise<string> {
+  const [id] = await publishAll(publisher, queue, [payload]);
+  return id;
+}
+
+async function subscribe(port: number, queue: string): Promise<LineClient> {
+  const worker = await LineClient.login(port);
+  await worker.request(`SUBSCRIBE ${queue}`, 'OK');
+  return worker;
+}
+
+async function subscribed(port: number, queue: string, count: number): Promise<LineClient[]> {
+  const workers: LineClient[] = [];
+  for (let index = 0; index < count; index++) workers.push(await subscribe(port, queue));
+  return workers;
+}
+
+async function listJobs(client: LineClient, queue: string): Promise<ListedJob[]> {
+  return client.json<ListedJob[]>(`LIST_JOBS ${queue}`);
+}
+
+/** Waits for the first line on any of the clients and parses it as a pushed job. */
+async function firstPush(clients: LineClient[], timeoutMs = 5000): Promise<{ index: number; job: PushedJob }> {
+  await waitFor(() => clients.some((client) => client.lines.length > 0), timeoutMs, 'a pushed job');
+  const index = clients.findIndex((client) => client.lines.length > 0);
+  return { index, job: parsePush(await clients[index].next()) };
+}
+
+function closeAll(...clients: LineClient[]): void {
+  for (const client of clients) client.close();
+}
+
+/** CPU time (user plus system) the process has used so far, in seconds, from /proc. */
+function cpuSeconds(pid: number, ticksPerSecond: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // The command name is in parentheses and may contain spaces, so split after it. utime and
+  // stime are fields 14 and 15 of the whole line.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
+}
+
+/**
+ * A worker that reports every pushed job done after a short processing time. It records
+ * each push, each accepted report, and the reports still waiting for a reply.
+ */
+class TimedWorker {
+  readonly jobs: PushedJob[] = [];
+  readonly accepted: string[] = [];
+  readonly unexpected: string[] = [];
+  /** Ids reported done whose reply has not arrived yet, oldest first. */
+  readonly awaitingReply: string[] = [];
+  /** Ids pushed and not yet reported. */
+  readonly working = new Set<string>();
+  private stopped = false;
+  private readonly listener = (): void => this.drain();
+
+  constructor(
+    readonly client: LineClient,
+    private readonly workMs: number,
+    private readonly onAccepted: () => void,
+  ) {
+    client.socket.on('data', this.listener);
+    this.drain();
+  }
+
+  /** Ids this worker received and did not see accepted. */
+  unfinished(): string[] {
+    return [...this.working, ...this.awaitingReply];
+  }
+
+  /** Stops handling lines and leaves the socket open. Pushes already read count as received. */
+  stop(): void {
+    this.stopped = true;
+    this.client.socket.off('data', this.listener);
+    for (const line of this.client.lines.splice(0)) {
+      if (!line.startsWith('{"Job"')) continue;
+      const job = parsePush(line);
+      this.jobs.push(job);
+      this.working.add(job.ID);
+    }
+  }
+
+  private drain(): void {
+    while (!this.stopped && this.client.lines.length > 0) {
+      const line = this.client.lines.shift() as string;
+      if (line.startsWith('{"Job"')) {
+        const job = parsePush(line);
+        this.jobs.push(job);
+        this.working.add(job.ID);
+        setTimeout(() => this.report(job.ID), this.workMs);
+        continue;
+      }
+      const id = this.awaitingReply.shift();
+      if (line === 'OK' && id !== undefined) {
+        this.accepted.push(id);
+        this.onAccepted();
+      } else {
+        this.unexpected.push(line);
+      }
+    }
+  }
+
+  private report(id: string): void {
+    if (this.stopped) return;
+    this.working.delete(id);
+    this.awaitingReply.push(id);
+    this.client.send(`UPDATE_JOB ${id} done`);
+  }
+}
+
+const failures = suite<{ server: TestServer }>('worker failures');
+
+failures.before(async (context) => {
+  context.server = await startServer();
+});
+
+failures.after(async (context) => {
+  assert.is(await context.server.stop(), 0);
+});
+
+failures('reconnecting workers finish every job once', async ({ server }) => {
+  const queue = 'restart';
+  const total = 400;
+  const publisher = await LineClient.login(server.port);
+  let accepted = 0;
+  let restarted = false;
+  const workers: TimedWorker[] = [];
+  const abandoned: TimedWorker[] = [];
+  const heldAtReset: string[] = [];
+
+  const restartTwo = async (): Promise<void> => {
+    for (const worker of workers.splice(0, 2)) {
+      worker.stop();
+      heldAtReset.push(...worker.unfinished());
+      worker.client.reset();
+      abandoned.push(worker);
+    }
+    for (let n = 0; n < 2; n++) {
+      workers.push(new TimedWorker(await subscribe(server.port, queue), 5, onAccepted));
+    }
+  };
+  let restarting: Promise<void> | undefined;
+  function onAccepted(): void {
+    accepted++;
+    if (accepted === 100 && !restarted) {
+      restarted = true;
+      restarting = restartTwo();
+    }
+  }
+
+  for (const client of await subscribed(server.port, queue, 4)) workers.push(new TimedWorker(client, 5, onAccepted));
+  const ids = await publishAll(
+    publisher,
+    queue,
+    Array.from({ length: total }, (_, n) => `'{"n":${n}}'`),
+  );
+
+  // A report sent just before a reset may be applied with its reply lost, so the run ends
+  // when every job was accepted or was in the hands of a reset worker.
+  const settled = (): boolean => {
+    const covered = new Set([...workers, ...abandoned].flatMap((worker) => worker.accepted));
+    for (const id of heldAtReset) covered.add(id);
+    return restarted && covered.size === total;
+  };
+  await waitFor(settled, 20_000, 'every job accepted');
+  await restarting;
+  await waitFor(async () => (await listJobs(publisher, queue)).every((job) => job.State === 'done'), 5000, 'every job done');
+  await waitFor(() => workers.every((worker) => worker.unfinished().length === 0), 5000, 'replies to every report');
+  for (const worker of workers) worker.stop();
+
+  const everyone = [...abandoned, ...workers];
+  for (const worker of everyone) assert.equal(worker.unexpected, []);
+  const acceptedIds = everyone.flatMap((worker) => worker.accepted);
+  assert.is(new Set(acceptedIds).size, acceptedIds.length, 'a job was accepted as done twice');
+
+  // With prefetch 1 the two reset workers held at most two jobs. A push still in flight at
+  // the reset counts as held, although the worker never read it.
+  const listed = await listJobs(publisher, queue);
+  assert.is(listed.length, total);
+  assert.equal(
+    listed.filter((job) => job.State !== 'done'),
+    [],
+  );
+  const returned = listed.filter((job) => job.Attempts > 0);
+  assert.ok(returned.length <= 2, `${returned.length} jobs came back from reset workers`);
+  for (const job of returned) assert.is(job.Attempts, 1);
+  const returnedIds = new Set(returned.map((job) => job.ID));
+
+  // Only a job that came back may have been pushed twice.
+  const pushCounts = new Map<string, number>();
+  for (const job of everyone.flatMap((worker) => worker.jobs)) pushCounts.set(job.ID, (pushCounts.get(job.ID) ?? 0) + 1);
+  assert.equal([...pushCounts.keys()].sort(), [...ids].sort());
+  for (const [id, count] of pushCounts) {
+    assert.ok(count === 1 || (count === 2 && returnedIds.has(id)), `job ${id} was pushed ${count} times`);
+  }
+  const pushes = [...pushCounts.values()].reduce((sum, count) => sum + count, 0);
+  assert.ok(pushes <= total + returned.length, `${pushes} pushes for ${total} jobs`);
+
+  await waitFor(async () => (await publisher.json<Health>('HEALTH')).NumWorkers === 4, 5000, 'HEALTH NumWorkers 4');
+  for (const worker of workers) assert.equal(await linesBeforePong(worker.client), []);
+  closeAll(publisher, ...workers.map((worker) => worker.client));
+});
+
+failures('closed socket returns its job at once', async ({ server }) => {
+  const queue = 'crash-close';
+  const publisher = await LineClient.login(server.port);
+  const workers = await subscribed(server.port, queue, 2);
+  const id = await publish(publisher, queue);
+  const { index, job } = await firstPush(workers);
+  assert.is(job.ID, id);
+  const other = workers[1 - index];
+
+  const closedAt = Date.now();
+  workers[index].close();
+  const redelivered = await nextPush(other, 1000);
+  const elapsed = Date.now() - closedAt;
+  assert.ok(elapsed < 1000, `redelivered after ${elapsed} ms`);
+  assert.is(redelivered.ID, id);
+  assert.is(redelivered.Attempts, 1);
+  const listed = await listJobs(publisher, queue);
+  assert.equal(
+    listed.map((entry) => [entry.ID, entry.State, entry.Attempts]),
+    [[id, 'in-progress', 1]],
+  );
+  assert.is(await other.request(`UPDATE_JOB ${id} done`), 'OK');
+  closeAll(publisher, other);
+});
+
+failures('QUIT returns the held job at once', async ({ server }) => {
+  const queue = 'crash-quit';
+  const publisher = await LineClient.login(server.port);
+  const workers = await subscribed(server.port, queue, 2);
+  const id = await publish(publisher, queue);
+  const { index, job } = await firstPush(workers);
+  assert.is(job.ID, id);
+  const other = workers[1 - index];
+
+  const quitAt = Date.now();
+  assert.is(await workers[index].request('QUIT'), '');
+  await workers[index].waitClosed(1000);
+  const redelivered = await nextPush(other, 1000);
+  const elapsed = Date.now() - quitAt;
+  assert.ok(elapsed < 1000, `redelivered after ${elapsed} ms`);
+  assert.is(redelivered.ID, id);
+  assert.is(redelivered.Attempts, 1);
+  const listed = await listJobs(publisher, queue);
+  assert.equal(
+    listed.map((entry) => [entry.ID, entry.State, entry.Attempts]),
+    [[id, 'in-progress', 1]],
+  );
+  assert.is(await other.request(`UPDATE_JOB ${id} done`), 'OK');
+  closeAll(publisher, other);
+});
+
+failures('disconnects and errored share one attempt count', async ({ server }) => {
+  // NOTE: the server has no attempt cap yet, so this checks the count and not a final state.
+  const queue = 'attempts';
+  const publisher = await LineClient.login(server.port);
+  const workers = await subscribed(server.port, queue, 3);
+  const id = await publish(publisher, queue);
+  const remaining = [...workers];
+  const attemptsSeen: number[] = [];
+
+  for (let failure = 0; failure < 2; failure++) {
+    const { index, job } = await firstPush(remaining);
+    assert.is(job.ID, id);
+    attemptsSeen.push(job.Attempts);
+    const [holder] = remaining.splice(index, 1);
+    holder.close();
+  }
+  const { index, job } = await firstPush(remaining);
+  attemptsSeen.push(job.Attempts);
+  const last = remaining[index];
+  // Disconnects are retried at once, but an errored job waits retry_delay.
+  assert.is(await last.request(`UPDATE_JOB ${id} errored`), 'OK');
+  assert.equal(attemptsSeen, [0, 1, 2]);
+  assert.equal(await linesBeforePong(last), []);
+  const listed = await listJobs(publisher, queue);
+  assert.equal(
+    listed.map((entry) => [entry.ID, entry.State, entry.Attempts]),
+    [[id, 'errored', 3]],
+  );
+
+  // retry_delay is 30 s by default.
+  assert.is(await publisher.request('ADVANCE_CLOCK 30'), 'OK');
+  const retried = await nextPush(last);
+  assert.is(retried.ID, id);
+  assert.is(retried.Attempts, 3);
+  assert.is(await last.request(`UPDATE_JOB ${id} done`), 'OK');
+  closeAll(publisher, last);
+});
+
+failures('reset workers leave no trace', async ({ server }) => {
+  const queue = 'reset-workers';
+  const ticksPerSecond = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+  const count = 200;
+  const clients: LineClient[] = [];
+  for (let start = 0; start < count; start += 50) {
+    const batch = await Promise.all(Array.from({ length: 50 }, () => subscribe(server.port, queue)));
+    clients.push(...batch);
+  }
+  const observer = await LineClient.login(server.port);
+  await waitFor(async () => (await observer.json<Health>('HEALTH')).NumWorkers === count, 5000, `HEALTH NumWorkers ${count}`);
+  for (const client of clients) client.reset();
+
+  await waitFor(
+    async () => {
+      const health = await observer.json<Health>('HEALTH');
+      return health.NumWorkers === 0 && health.NumSessions === 1;
+    },
+    5000,
+    'HEALTH NumWorkers 0 and one session',
+  );
+  const id = await publish(observer, queue);
+  const listed = await listJobs(observer, queue);
+  assert.equal(
+    listed.map((job) => [job.ID, job.State, job.Attempts]),
+    [[id, 'pending', 0]],
+  );
+
+  // Measure CPU while nothing happens: a loop over dead sockets would show here.
+  const before = cpuSeconds(server.pid, ticksPerSecond);
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+  const used = cpuSeconds(server.pid, ticksPerSecond) - before;
+  assert.ok(used < 0.5, `server used ${used.toFixed(2)} s of CPU in 2 s while idle`);
+
+  const health = await observer.json<Health>('HEALTH');
+  assert.is(health.NumWorkers, 0);
+  assert.is(health.NumSessions, 1);
+  assert.equal(
+    server.logs.filter((line) => /"level":(50|60)/.test(line)),
+    [],
+  );
+  assert.is(await observer.request(`DELETE_JOB ${id}`), 'OK');
+  observer.close();
+});
+
+failures('idle worker holds only its prefetch', async ({ server }) => {
+  const queue = 'never-reports';
+  const total = 1000;
+  const payload = `'${'p'.repeat(1024)}'`;
+  const publisher = await LineClient.login(server.port);
+  const hoarder = await subscribe(server.port, queue);
+  const ids = await publishAll(publisher, queue, Array(total).fill(payload));
+
+  const heldJob = await nextPush(hoarder);
+  assert.is(heldJob.ID, ids[0]);
+  assert.is(heldJob.Payload.length, 1024);
+  assert.equal(await linesBeforePong(hoarder), []);
+  let listed = await listJobs(publisher, queue);
+  assert.is(listed.filter((job) => job.State === 'in-progress').length, 1);
+  assert.is(listed.filter((job) => job.State === 'pending').length, total - 1);
+
+  hoarder.close();
+  await waitFor(
+    async () => (await listJobs(publisher, queue)).every((job) => job.State === 'pending'),
+    5000,
+    'every job pending',
+  );
+  listed = await listJobs(publisher, queue);
+  assert.equal(
+    listed.filter((job) => job.Attempts !== 0).map((job) => [job.ID, job.Attempts]),
+    [[ids[0], 1]],
+  );
+
+  // The returned job is the oldest, so it goes out first.
+  const next = await subscribe(server.port, queue);
+  assert.is((await nextPush(next)).ID, ids[0]);
+  assert.is(await publisher.request(`PURGE_JOBS ${queue}`), 'OK');
+  closeAll(publisher, next);
+});
+
+failures('reports after done are rejected', async ({ server }) => {
+  const queue = 'after-done';
+  const publisher = await LineClient.login(server.port);
+  const worker = await subscribe(server.port, queue);
+  const id = await publish(publisher, queue);
+  assert.is((await nextPush(worker)).ID, id);
+
+  assert.is(await worker.request(`UPDATE_JOB ${id} done`), 'OK');
+  assert.match(await worker.request(`UPDATE_JOB ${id} errored`), /^Err: job-finished;/);
+  assert.match(await worker.request(`UPDATE_JOB ${id} in-progress`), /^Err: job-finished;/);
+  assert.is(await worker.request(`UPDATE_JOB ${id} bogus`), 'Err: unknown-state');
+  assert.match(await publisher.request(`UPDATE_JOB ${id} done`), /^Err: job-finished;/);
+
+  // The rejected errored report scheduled no retry, so nothing comes back after the delay.
+  assert.is(await publisher.request('ADVANCE_CLOCK 31'), 'OK');
+  assert.equal(await linesBeforePong(worker), []);
+  const listed = await listJobs(publisher, queue);
+  assert.equal(
+    listed.map((job) => [job.ID, job.State, job.Attempts]),
+    [[id, 'done', 0]],
+  );
+
+  assert.is(await worker.request(`DELETE_JOB ${id}`), 'OK');
+  assert.is(await worker.request(`DELETE_JOB ${id}`), 'Err: unknown-job');
+  assert.is(await publisher.request(`LIST_JOBS ${queue}`), '[]');
+  assert.equal(await linesBeforePong(worker), []);
+  closeAll(publisher, worker);
+});
+
+failures.run();
