@@ -30,15 +30,21 @@ export async function hashPassword(password: string): Promise<string> {
 export class Authenticator {
   private readonly users: Map<string, UserConfig>;
 
+  /** A hashed user whose hash is computed for unknown names, when any user has a hash. */
+  private readonly decoy: UserConfig | undefined;
+
   constructor(users: UserConfig[]) {
     this.users = new Map(users.map((user) => [user.username, user]));
+    this.decoy = users.find((user) => user.password_hash !== undefined);
   }
 
   /** Returns the user when the credentials match; a Promise when a hash must be computed. */
   verify(username: string, password: string): UserConfig | null | Promise<UserConfig | null> {
     const user = this.users.get(username);
     if (user === undefined) {
-      // Compare anyway, so that an unknown name takes as long as a wrong password.
+      // Do the work of a real check anyway, so that an unknown name takes as long as a
+      // wrong password and timing does not reveal which names exist.
+      if (this.decoy !== undefined) return this.verifyHash(this.decoy, password).then(() => null);
       timingSafeEqual(digest(password), digest(username));
       return null;
     }

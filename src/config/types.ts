@@ -26,7 +26,7 @@ export interface Config {
   web_port: number;
   test_mode: boolean;
   allow_dispatch: boolean;
-  /** `IGNORE` removes every delay (retry delays and cron waits). */
+  /** `IGNORE` removes the retry delay, and a new recurrent job publishes one job at once. */
   delay_policy: '' | 'IGNORE';
   log_level: LogLevel;
   /** Seconds a done job stays listed before it is deleted; 0 deletes it at once. */

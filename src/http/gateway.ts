@@ -17,7 +17,10 @@ interface GatewayResponse {
   errors: GatewayError[];
 }
 
-/** Most commands one gateway request may carry. */
+/** Bytes past max_line_bytes, as a multiple of it, read and dropped before an oversized body is cut off. */
+const DISCARD_FACTOR = 4;
+
+/** Maximum number of commands in one gateway request. */
 const MAX_COMMANDS = 1000;
 
 /** A gateway request's session: it runs the request's commands in order, then ends. */
@@ -137,7 +140,7 @@ function corsHeaders(request: http.IncomingMessage): Record<string, string> {
 export function startGateway(server: JobatatorServer, host: string, port: number): Promise<http.Server> {
   const maxBody = server.config.max_line_bytes;
   const httpServer = http.createServer((request, response) => {
-    const headers = { ...corsHeaders(request), 'Content-Type': 'application/json' };
+    const headers: Record<string, string> = { ...corsHeaders(request), 'Content-Type': 'application/json' };
     const send = (status: number, body: GatewayResponse): void => {
       response.writeHead(status, headers);
       response.end(JSON.stringify(body));
@@ -162,11 +165,17 @@ export function startGateway(server: JobatatorServer, host: string, port: number
       size += chunk.length;
       if (size > maxBody && !rejected) {
         rejected = true;
+        chunks.length = 0;
+        // Keep reading (and dropping) the body, so the client gets the 400 instead of a
+        // reset; a body far past the limit is cut off.
+        headers['Connection'] = 'close';
         send(400, badRequest(`the body exceeds max_line_bytes (${maxBody} bytes)`));
-        request.destroy();
+      }
+      if (rejected) {
+        if (size > maxBody * DISCARD_FACTOR) request.destroy();
         return;
       }
-      if (!rejected) chunks.push(chunk);
+      chunks.push(chunk);
     });
     request.on('end', () => {
       if (rejected) return;

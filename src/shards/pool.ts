@@ -22,6 +22,12 @@ const SHUTDOWN = 'shutdown';
 
 const WORKER_FILE = path.join(__dirname, 'worker.js');
 
+/**
+ * Requests per batch. A larger backlog goes in several batches, so a request queued behind
+ * thousands of others on a busy shard waits for a few batches, not for all of them.
+ */
+const MAX_BATCH_REQUESTS = 512;
+
 /** Main-thread side of one shard thread: its pool, its port and its outgoing batch. */
 class ShardHandle {
   pool: Piscina;
@@ -187,8 +193,12 @@ export class ShardPool {
 
   private flush(handle: ShardHandle): void {
     if (handle.inFlight || handle.queued.length === 0 || !handle.alive) return;
-    const batch = handle.queued;
-    handle.queued = [];
+    let batch = handle.queued;
+    if (batch.length > MAX_BATCH_REQUESTS) {
+      batch = batch.splice(0, MAX_BATCH_REQUESTS);
+    } else {
+      handle.queued = [];
+    }
     handle.inFlight = true;
     const bytes = encode(batch);
     handle.port.postMessage(bytes, [bytes.buffer]);

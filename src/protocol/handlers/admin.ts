@@ -15,7 +15,7 @@ function requireTestMode(ctx: ServerContext, code: typeof ErrorCode.TEST_MODE_DI
 
 /** Returns a shard's reply to a broadcast, or throws the error reply it sent instead. */
 function shardValue<T>(value: unknown): T {
-  if (typeof value === 'string') {
+  if (typeof value === 'string' && value.startsWith('Err: ')) {
     const [code, detail] = value.slice('Err: '.length).split(/;(.*)/s);
     throw new ProtocolError(code as typeof ErrorCode.INTERNAL_ERROR, detail);
   }
@@ -70,7 +70,7 @@ async function debugJson(ctx: ServerContext): Promise<string> {
 
 async function dispatch(ctx: ServerContext): Promise<string> {
   if (!ctx.config.allow_dispatch) throw new ProtocolError(ErrorCode.DISPATCH_DISABLED);
-  await ctx.shards.broadcast(Op.Dispatch);
+  for (const answer of await ctx.shards.broadcast(Op.Dispatch)) shardValue(answer);
   return Reply.OK;
 }
 
@@ -80,7 +80,7 @@ async function advanceClock(ctx: ServerContext, _client: Client, [secondsText]: 
   if (!/^\d+(\.\d+)?$/.test(secondsText) || !(seconds >= 0 && seconds <= MAX_CLOCK_STEP_SECONDS)) {
     throw new ProtocolError(ErrorCode.INVALID_ARGUMENT, `seconds must be a number from 0 to ${MAX_CLOCK_STEP_SECONDS}, got "${secondsText.slice(0, 40)}"`);
   }
-  await ctx.shards.broadcast(Op.AdvanceClock, [Math.round(seconds * 1000)]);
+  for (const answer of await ctx.shards.broadcast(Op.AdvanceClock, [Math.round(seconds * 1000)])) shardValue(answer);
   return Reply.OK;
 }
 
