@@ -46,11 +46,21 @@ export class JobatatorServer implements ServerContext, ConnectionHost {
         const client = this.clients.get(connectionId);
         // A push to a client that just closed is returned by the Close request that follows.
         if (client === undefined) return;
-        client.session.held.set(jobId, group);
+        const session = client.session;
+        if (session.held.size >= config.prefetch) {
+          // Each shard counts only its own pushes, so a connection served by several
+          // shards can be offered more than its prefetch: send the extra job back.
+          const shard = this.shards.shardOf(group);
+          session.awaitingCredit.add(shard);
+          this.shards.notify([shard], Op.Bounce, connectionId, [jobId, group]);
+          return;
+        }
+        session.held.set(jobId, group);
         client.output.send(line);
       },
       onRelease: (connectionId, jobId) => {
-        this.clients.get(connectionId)?.session.held.delete(jobId);
+        const client = this.clients.get(connectionId);
+        if (client !== undefined) this.releaseHeld(client, jobId);
       },
     });
   }
@@ -111,6 +121,15 @@ export class JobatatorServer implements ServerContext, ConnectionHost {
   onClosed(connection: Connection): void {
     this.connections.delete(connection);
     this.release(connection);
+  }
+
+  releaseHeld(client: Client, jobId: string): void {
+    const session = client.session;
+    if (!session.held.delete(jobId)) return;
+    if (session.awaitingCredit.size > 0 && session.held.size < this.config.prefetch) {
+      this.shards.notify(session.awaitingCredit, Op.Credit, client.id);
+      session.awaitingCredit.clear();
+    }
   }
 
   /** Forgets a client and returns the jobs it held to pending. */

@@ -16,6 +16,8 @@ export interface ServerContext {
   readonly startedAt: number;
   /** Address the TCP listener is bound to. */
   tcpAddress(): { host: string; port: number };
+  /** Records that a client no longer holds a job, and lets bounced shards push again. */
+  releaseHeld(client: Client, jobId: string): void;
   /** Stops the server gracefully. */
   stop(reason: string): void;
 }

@@ -141,7 +141,7 @@ export class Dispatcher {
         requestArgs = [id, status, username, client.address];
         onReply = (text) => {
           if (text !== 'OK') return;
-          if (FINAL_REPORTS.has(status)) session.held.delete(id);
+          if (FINAL_REPORTS.has(status)) this.ctx.releaseHeld(client, id);
           else session.held.set(id, group);
         };
         break;

@@ -11,6 +11,8 @@ export class Session {
   readonly shards = new Set<number>();
   /** Set once a SUBSCRIBE succeeded. */
   isWorker = false;
+  /** Shards whose push was bounced because the prefetch was used up; they wait for Credit. */
+  readonly awaitingCredit = new Set<number>();
 
   /** True when the logged-in user may select the group. */
   mayUse(group: string): boolean {

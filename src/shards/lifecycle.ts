@@ -149,6 +149,16 @@ function makePending(ctx: ShardContext, job: Job): void {
   ctx.markDirty(job.queue);
 }
 
+/**
+ * Takes back a job whose push was not delivered, without counting an attempt. The job
+ * keeps its place among the oldest pending jobs.
+ */
+export function returnUndelivered(ctx: ShardContext, job: Job): void {
+  releaseHolder(ctx, job);
+  job.version++;
+  makePending(ctx, job);
+}
+
 /** Deletes a job in any state, and releases it from its holder. */
 export function removeJob(ctx: ShardContext, job: Job): void {
   if (job.removed) return;
@@ -169,9 +179,9 @@ export function dropWorker(ctx: ShardContext, worker: WorkerConnection): void {
 }
 
 /**
- * Pushes pending jobs of a queue to its available workers, oldest job first.
- * TODO: prefetch is counted per shard, so a connection subscribed to groups on two shards
- * may hold up to prefetch jobs from each. A credit shared across shards would fix this.
+ * Pushes pending jobs of a queue to its available workers, oldest job first. Each shard
+ * counts the jobs it pushed to a connection; the main thread bounces a push that would take
+ * a connection past `prefetch` with the jobs of other shards.
  */
 export function dispatchQueue(ctx: ShardContext, queue: Queue): void {
   while (queue.workers.length > 0 && queue.hasPending()) {

@@ -33,6 +33,14 @@ export const enum Op {
   Pause,
   /** Test mode: throws inside the shard, to show a failing request leaves the shard running. */
   Fail,
+  /**
+   * The connection already holds `prefetch` jobs from other shards, so the push of job
+   * args[0] was not delivered: the job goes back to pending without an attempt, and the
+   * shard pushes nothing more to the connection until Credit. No reply.
+   */
+  Bounce,
+  /** The connection holds fewer than `prefetch` jobs again. No reply. */
+  Credit,
 }
 
 /**

@@ -37,6 +37,8 @@ export interface WorkerConnection {
   subscriptions: Set<Queue>;
   /** The main thread stopped writing to it because its output is over the limit. */
   paused: boolean;
+  /** Its prefetch is used up by jobs of other shards; set by a bounced push until Credit. */
+  awaitingCredit: boolean;
 }
 
 export interface RecurrentEntry {
@@ -134,7 +136,7 @@ export class Queue {
     for (let step = 0; step < count; step++) {
       const index = (this.cursor + step) % count;
       const worker = this.workers[index];
-      if (!worker.paused && worker.held.size < prefetch) {
+      if (!worker.paused && !worker.awaitingCredit && worker.held.size < prefetch) {
         this.cursor = (index + 1) % count;
         return worker;
       }

@@ -2,7 +2,7 @@ import { errorReply, ErrorCode, ProtocolError } from '../protocol/errors';
 import { okWithId, Reply } from '../protocol/replies';
 import { CronError, parseSchedule } from './cron';
 import { newJobId } from './ids';
-import { dispatchQueue, dropWorker, failJob, finishJob, hold, publishJob, removeJob, renewLease } from './lifecycle';
+import { dispatchQueue, dropWorker, failJob, finishJob, hold, publishJob, removeJob, renewLease, returnUndelivered } from './lifecycle';
 import { DebugQueue, Op, Request, ShardStats } from './messages';
 import { Group, Queue, RecurrentEntry } from './model';
 import { JsonArrayBuilder, renderJob, renderQueue, renderRecurrent, ReplyTooLarge } from './render';
@@ -293,6 +293,21 @@ export const OPERATIONS: Record<number, Operation> = {
   },
   [Op.Fail]: () => {
     throw new Error('failure requested by DEBUG shard-error');
+  },
+  [Op.Bounce]: (shard, [, , connectionId, , jobId, group]) => {
+    const worker = shard.connections.get(connectionId);
+    if (worker === undefined) return undefined;
+    worker.awaitingCredit = true;
+    const job = shard.group(group as string).jobs.get(jobId as string);
+    if (job !== undefined && job.holder === worker) returnUndelivered(shard, job);
+    return undefined;
+  },
+  [Op.Credit]: (shard, [, , connectionId]) => {
+    const worker = shard.connections.get(connectionId);
+    if (worker === undefined) return undefined;
+    worker.awaitingCredit = false;
+    for (const queue of worker.subscriptions) shard.markDirty(queue);
+    return undefined;
   },
   [Op.Pause]: (shard, [, , connectionId, , paused]) => {
     const worker = shard.connections.get(connectionId);
