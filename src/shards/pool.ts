@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { Config } from '../config/types';
 import { errorReply, ErrorCode } from '../protocol/errors';
 import { decode, encode } from './codec';
-import { Op, Out, Request, ShardInit, ShardMessage, ShardSettings } from './messages';
+import { Op, Out, Output, Request, ShardInit, ShardMessage, ShardSettings } from './messages';
 import { placeGroup } from './placement';
 
 /** Receives a shard's reply to one request. */
@@ -207,26 +207,34 @@ export class ShardPool {
   private onMessage(handle: ShardHandle, data: unknown): void {
     const [answersBatch, outputs] = decode<ShardMessage>(data as Uint8Array);
     for (const output of outputs) {
-      switch (output[0]) {
-        case Out.Reply: {
-          const sink = handle.sinks.get(output[1]);
-          if (sink !== undefined) {
-            handle.sinks.delete(output[1]);
-            sink(output[2]);
-          }
-          break;
-        }
-        case Out.Push:
-          this.events.onPush(output[1], output[2], output[3], output[4]);
-          break;
-        case Out.Release:
-          this.events.onRelease(output[1], output[2]);
-          break;
+      try {
+        this.deliver(handle, output);
+      } catch (error) {
+        this.logger.error({ err: error, shard: handle.index, kind: output[0] }, 'failed to deliver a shard output');
       }
     }
     if (answersBatch) {
       handle.inFlight = false;
       this.flush(handle);
+    }
+  }
+
+  private deliver(handle: ShardHandle, output: Output): void {
+    switch (output[0]) {
+      case Out.Reply: {
+        const sink = handle.sinks.get(output[1]);
+        if (sink !== undefined) {
+          handle.sinks.delete(output[1]);
+          sink(output[2]);
+        }
+        break;
+      }
+      case Out.Push:
+        this.events.onPush(output[1], output[2], output[3], output[4]);
+        break;
+      case Out.Release:
+        this.events.onRelease(output[1], output[2]);
+        break;
     }
   }
 

@@ -34,7 +34,10 @@ export class Shard implements ShardContext {
     this.settings = init.settings;
     this.logger = pino({ level: init.settings.logLevel, base: { shard: init.index } });
     for (const slug of init.groups) this.groups.set(slug, new Group(slug));
-    this.timers = new Timers(() => this.finishTurn(false));
+    this.timers = new Timers(
+      () => this.finishTurn(false),
+      (error) => this.logger.error({ err: error }, 'timer failed inside the shard'),
+    );
   }
 
   /** Runs one batch from the main thread and sends its answer. */

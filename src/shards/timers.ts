@@ -21,8 +21,12 @@ export class Timers {
   private handle: NodeJS.Timeout | undefined;
   private armedFor = Infinity;
 
-  /** Called after a round of due timers has fired. */
-  constructor(private readonly afterFire: () => void) {}
+  constructor(
+    /** Called after a round of due timers has fired. */
+    private readonly afterFire: () => void,
+    /** Receives an error thrown by a timer; the other timers still run. */
+    private readonly onError: (error: unknown) => void,
+  ) {}
 
   now(): number {
     return Date.now() + this.offsetMs;
@@ -71,7 +75,11 @@ export class Timers {
       if (next === undefined || next.due > now) break;
       this.heap.pop();
       fired = true;
-      next.fire();
+      try {
+        next.fire();
+      } catch (error) {
+        this.onError(error);
+      }
     }
     this.arm();
     if (fired) this.afterFire();
