@@ -1,20 +1,11 @@
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { LineClient, waitFor } from './helpers/client';
-import { startServer, TestServer } from './helpers/server';
+import { serverSuite } from './helpers/server';
 
-const limits = suite<{ server: TestServer }>('output and input limits');
-
-limits.before(async (context) => {
-  context.server = await startServer({
-    max_output_bytes: 65536,
-    max_input_buffer_bytes: 1024 * 1024,
-    shards: 1,
-  });
-});
-
-limits.after(async (context) => {
-  assert.is(await context.server.stop(), 0);
+const limits = serverSuite('output and input limits', {
+  max_output_bytes: 65536,
+  max_input_buffer_bytes: 1024 * 1024,
+  shards: 1,
 });
 
 limits('server stops running commands of a client that never reads', async ({ server }) => {

@@ -1,38 +1,14 @@
-import fs from 'node:fs';
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { LineClient, parsePush, waitFor } from './helpers/client';
-import { startServer, TestServer } from './helpers/server';
+import { errorCode, LineClient, parsePush, waitFor } from './helpers/client';
+import { cpuTicks } from './helpers/process';
+import { serverSuite, startServer } from './helpers/server';
 
 /** A small line limit keeps the over-long input tests fast. */
 const MAX_LINE_BYTES = 65536;
 const MIB = 1024 * 1024;
 const PASSWORDS = ['pass1', 'pass2', 'adminpass', 'wrongpass'];
 
-const badInput = suite<{ server: TestServer }>('bad input');
-
-badInput.before(async (context) => {
-  context.server = await startServer({ max_line_bytes: MAX_LINE_BYTES });
-});
-
-badInput.after(async (context) => {
-  const code = await context.server.stop();
-  assert.is(code, 0);
-});
-
-/** Returns the `Err: <code>` part of an error reply, without the detail after `;`. */
-function errorCode(reply: string): string {
-  return reply.split(';')[0];
-}
-
-/** Reads the CPU time (user plus system, all threads) a process has used, in clock ticks. */
-function cpuTicks(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // The slice starts at field 3 (state), after the command name in brackets, so utime (field
-  // 14) and stime (field 15) are at indexes 11 and 12.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(fields[11]) + Number(fields[12]);
-}
+const badInput = serverSuite('bad input', { max_line_bytes: MAX_LINE_BYTES });
 
 async function sessionCount(client: LineClient): Promise<number> {
   const health = await client.json<{ NumSessions: number }>('HEALTH');

@@ -1,18 +1,8 @@
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { LineClient, parsePush } from './helpers/client';
-import { startServer, TestServer } from './helpers/server';
+import { serverSuite } from './helpers/server';
 
-const basics = suite<{ server: TestServer }>('basics');
-
-basics.before(async (context) => {
-  context.server = await startServer();
-});
-
-basics.after(async (context) => {
-  const code = await context.server.stop();
-  assert.is(code, 0);
-});
+const basics = serverSuite('basics');
 
 basics('PING answers PONG without login', async ({ server }) => {
   const client = await LineClient.connect(server.port);

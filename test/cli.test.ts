@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -7,58 +6,17 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import YAML from 'yaml';
 import { LineClient, parsePush, waitFor } from './helpers/client';
-import { spawnServer, startServer, TestServer, writeConfig } from './helpers/server';
+import { runCli, runScript } from './helpers/process';
+import { exitCodeWithin, logEntries, ROOT, spawnServer, startServer, TestServer, writeConfig } from './helpers/server';
 
-const ROOT = path.resolve(__dirname, '..', '..');
-const CLI = path.join(ROOT, 'dist', 'src', 'cli.js');
 const BIN = path.join(ROOT, 'bin', 'jobatator.js');
 const EXAMPLE_CONFIG = path.join(ROOT, 'config.example.yml');
-const RUN_TIMEOUT_MS = 15000;
 /** The bin script compiles the sources first when dist/ is older than src/. */
 const BIN_TIMEOUT_MS = 120000;
 const EXIT_TIMEOUT_MS = 10000;
 
 /** An address reserved for documentation (RFC 5737): no interface of this machine has it. */
 const UNASSIGNED_HOST = '192.0.2.1';
-
-interface RunResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a script to completion and kills it after a timeout. */
-function run(script: string, args: string[], timeoutMs = RUN_TIMEOUT_MS): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${path.basename(script)} ${args.join(' ')} still running after ${timeoutMs} ms; stderr:\n${stderr}`));
-    }, timeoutMs);
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-/** Resolves with the promise's value, or rejects when it takes longer than `ms`. */
-function withTimeout<T>(promise: Promise<T>, ms: number, description: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${description}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-/** Parses the server's JSON log lines. */
-function logEntries(server: TestServer): Array<Record<string, unknown>> {
-  return server.logs.filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Record<string, unknown>);
-}
 
 function findLog(server: TestServer, message: string): Record<string, unknown> | undefined {
   return logEntries(server).find((entry) => entry.msg === message);
@@ -85,7 +43,7 @@ const USER_CONFIG = {
 const cli = suite('cli');
 
 cli('--help prints usage and exits 0', async () => {
-  const result = await run(CLI, ['--help']);
+  const result = await runCli(['--help']);
 
   assert.is(result.code, 0);
   assert.is(result.stderr, '');
@@ -96,7 +54,7 @@ cli('--help prints usage and exits 0', async () => {
 });
 
 cli('unknown flag exits 2', async () => {
-  const result = await run(CLI, ['--bogus']);
+  const result = await runCli(['--bogus']);
 
   assert.is(result.code, 2);
   assert.is(result.stdout, '');
@@ -105,7 +63,7 @@ cli('unknown flag exits 2', async () => {
 });
 
 cli('unknown argument exits 2', async () => {
-  const result = await run(CLI, ['serve']);
+  const result = await runCli(['serve']);
 
   assert.is(result.code, 2);
   assert.is(result.stdout, '');
@@ -128,7 +86,7 @@ cli('invalid port flags exit 2', async () => {
     },
   ];
   for (const { args, message } of cases) {
-    const result = await run(CLI, ['--config', config, ...args]);
+    const result = await runCli(['--config', config, ...args]);
 
     assert.is(result.code, 2, args.join(' '));
     assert.is(result.stderr, message, args.join(' '));
@@ -138,7 +96,7 @@ cli('invalid port flags exit 2', async () => {
 cli('config host is used without --host', async () => {
   // Binding an address this machine lacks fails at once and sends no packet anywhere.
   const config = writeConfig({ host: UNASSIGNED_HOST, port: 0, web_port: -1, ...USER_CONFIG });
-  const result = await run(CLI, ['--config', config]);
+  const result = await runCli(['--config', config]);
 
   assert.is(result.code, 1);
   assert.match(result.stdout, '"msg":"start-up failed"');
@@ -228,7 +186,7 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
       idle.write('PUBLISH half-a-comm');
 
       server.process.kill(signal);
-      const code = await withTimeout(server.exited, EXIT_TIMEOUT_MS, `exit after ${signal}`);
+      const code = await exitCodeWithin(server, EXIT_TIMEOUT_MS);
 
       assert.is(code, 0);
       // The last output lines may arrive after the exit event.
@@ -243,7 +201,7 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
 }
 
 cli('bin script runs the CLI', async () => {
-  const result = await run(BIN, ['--help'], BIN_TIMEOUT_MS);
+  const result = await runScript(BIN, ['--help'], { timeoutMs: BIN_TIMEOUT_MS });
 
   assert.is(result.code, 0, result.stderr);
   assert.ok(result.stdout.startsWith('Usage:\n'), result.stdout);

@@ -1,7 +1,6 @@
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { LineClient, parsePush } from './helpers/client';
-import { startServer, TestServer } from './helpers/server';
+import { errorCode, Job, LineClient, parsePush, ZERO_TIME } from './helpers/client';
+import { exitCodeWithin, serverSuite, startServer } from './helpers/server';
 
 /**
  * Groups are pinned to both shards so that listings across groups also cross shards.
@@ -22,19 +21,8 @@ const ORIGINAL_COMMANDS = [
   'DEBUG', 'DEBUG_JSON', 'STOP_SERVER', 'PING', 'QUIT', 'CURRENT_SESSION', 'LIST_SESSIONS',
 ];
 
-const ZERO_TIME = '0001-01-01T00:00:00Z';
 const RFC3339 = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/;
 const JOB_ID = /^OK#[A-Za-z0-9]{16}$/;
-
-interface Job {
-  ID: string;
-  State: string;
-  Type: string;
-  Payload: string;
-  Attempts: number;
-  StartedProcessingAt: string;
-  EndProcessingAt: string;
-}
 
 interface Worker {
   Username: string;
@@ -58,21 +46,7 @@ interface Queue {
   Workers: Worker[];
 }
 
-const commands = suite<{ server: TestServer }>('commands');
-
-commands.before(async (context) => {
-  context.server = await startServer({ groups: PINNED_GROUPS });
-});
-
-commands.after(async (context) => {
-  const code = await context.server.stop();
-  assert.is(code, 0);
-});
-
-/** Returns the `Err: <code>` part of an error reply, without the detail after `;`. */
-function errorCode(reply: string): string {
-  return reply.split(';')[0];
-}
+const commands = serverSuite('commands', { groups: PINNED_GROUPS });
 
 /** Returns the client's address as the server records it, `host:port`. */
 function addressOf(client: LineClient): string {
@@ -706,10 +680,7 @@ commands('STOP_SERVER exits with code 0', async () => {
   assert.is(await client.next(), 'OK');
   await client.waitClosed();
   await other.waitClosed();
-  const code = await Promise.race([
-    server.exited,
-    new Promise<string>((resolve) => setTimeout(() => resolve('still running after 10 s'), 10_000).unref()),
-  ]);
+  const code = await exitCodeWithin(server, 10_000);
   if (code !== 0) await server.stop();
   assert.is(code, 0);
 });

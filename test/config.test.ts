@@ -1,57 +1,12 @@
-import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { LineClient } from './helpers/client';
-import { BASE_CONFIG, startServer, TestServer, writeConfig } from './helpers/server';
-
-const CLI = path.resolve(__dirname, '..', 'src', 'cli.js');
-const RUN_TIMEOUT_MS = 15000;
+import { runCli } from './helpers/process';
+import { BASE_CONFIG, logEntries, serverSuite, startServer, TestServer, writeConfig } from './helpers/server';
 
 /** A password that appears in every invalid config below and must never be printed. */
 const SECRET = 'hunter2-secret';
-
-interface RunResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the CLI to completion, with `input` on stdin, and kills it after a timeout. */
-function runCli(args: string[], input = '', env: NodeJS.ProcessEnv = {}): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      env: { ...process.env, ...env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`jobatator ${args.join(' ')} still running after ${RUN_TIMEOUT_MS} ms; stderr:\n${stderr}`));
-    }, RUN_TIMEOUT_MS);
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin.end(input);
-  });
-}
-
-/** Parses JSON log lines, skipping lines that are not JSON. */
-function logEntries(server: TestServer): Array<Record<string, unknown>> {
-  const entries: Array<Record<string, unknown>> = [];
-  for (const line of server.logs) {
-    try {
-      entries.push(JSON.parse(line) as Record<string, unknown>);
-    } catch {
-      // Not a log line.
-    }
-  }
-  return entries;
-}
 
 /** Builds a valid config that each invalid case below breaks in one or two places. */
 function validConfig(): Record<string, unknown> {
@@ -267,19 +222,11 @@ invalid('missing config file exits 2', async () => {
 
 invalid.run();
 
-const warnings = suite<{ server: TestServer }>('config warnings');
-
-warnings.before(async (context) => {
-  context.server = await startServer(
-    { colour: 'blue', queue_limit: 5, test_mode: false, allow_dispatch: false },
-    { env: { TEST_MODE: '0', ALLOW_DISPATCH: '0' } },
-  );
-});
-
-warnings.after(async (context) => {
-  const code = await context.server.stop();
-  assert.is(code, 0);
-});
+const warnings = serverSuite(
+  'config warnings',
+  { colour: 'blue', queue_limit: 5, test_mode: false, allow_dispatch: false },
+  { env: { TEST_MODE: '0', ALLOW_DISPATCH: '0' } },
+);
 
 warnings('unknown keys only warn', async ({ server }) => {
   const entries = logEntries(server);
@@ -319,7 +266,7 @@ const HASHED_PASSWORD = 'correct-horse-42';
 const hashed = suite<{ server: TestServer; hash: string }>('password_hash and env flags');
 
 hashed.before(async (context) => {
-  const result = await runCli(['hash-password'], `${HASHED_PASSWORD}\n`);
+  const result = await runCli(['hash-password'], { input: `${HASHED_PASSWORD}\n` });
   assert.is(result.code, 0, result.stderr);
   context.hash = result.stdout.trim();
   context.server = await startServer(
@@ -341,14 +288,14 @@ hashed('hash-password prints an scrypt hash', async ({ hash }) => {
   assert.match(hash, /^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$/);
   assert.not.match(hash, HASHED_PASSWORD);
 
-  const again = await runCli(['hash-password'], HASHED_PASSWORD);
+  const again = await runCli(['hash-password'], { input: HASHED_PASSWORD });
   assert.is(again.code, 0);
   assert.is(again.stdout.endsWith('\n'), true);
   assert.is.not(again.stdout.trim(), hash, 'each hash has its own salt');
 });
 
 hashed('hash-password without input exits 2', async () => {
-  const result = await runCli(['hash-password'], '');
+  const result = await runCli(['hash-password'], { input: '' });
   assert.is(result.code, 2);
   assert.is(result.stdout, '');
   assert.match(result.stderr, 'no password on stdin');

@@ -1,137 +1,27 @@
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { LineClient, parsePush, waitFor } from './helpers/client';
-import { startServer, TestServer } from './helpers/server';
-
-type PushedJob = ReturnType<typeof parsePush>;
-
-interface ListedJob {
-  ID: string;
-  State: string;
-  Type: string;
-  Payload: string;
-  Attempts: number;
-  StartedProcessingAt: string;
-  EndProcessingAt: string;
-}
-
-/** Go's zero time, sent for a time that was never set. */
-const ZERO_TIME = '0001-01-01T00:00:00Z';
-
-/**
- * Sends PING and returns the lines that arrived before PONG. Every job pushed to the
- * connection before the server read the PING comes first, so an empty result shows that
- * nothing was pushed up to that point.
- */
-async function linesBeforePong(client: LineClient): Promise<string[]> {
-  client.send('PING');
-  const lines: string[] = [];
-  for (;;) {
-    const line = await client.next();
-    if (line === 'PONG') return lines;
-    lines.push(line);
-  }
-}
-
-/** Waits for the first line on any of the clients and parses it as a pushed job. */
-async function firstPush(clients: LineClient[]): Promise<{ index: number; job: PushedJob }> {
-  await waitFor(() => clients.some((client) => client.lines.length > 0), 5000, 'a pushed job');
-  const index = clients.findIndex((client) => client.lines.length > 0);
-  return { index, job: parsePush(await clients[index].next()) };
-}
-
-async function nextPush(client: LineClient): Promise<PushedJob> {
-  return parsePush(await client.next());
-}
-
-/** Publishes jobs in one write and returns their ids in publish order. */
-async function publishAll(publisher: LineClient, queue: string, payloads: string[]): Promise<string[]> {
-  publisher.write(payloads.map((payload) => `PUBLISH ${queue} t ${payload}\n`).join(''));
-  const ids: string[] = [];
-  for (let index = 0; index < payloads.length; index++) {
-    const reply = await publisher.next();
-    assert.match(reply, /^OK#[A-Za-z0-9]{16}$/);
-    ids.push(reply.slice(3));
-  }
-  return ids;
-}
-
-async function publish(publisher: LineClient, queue: string, payload = 'x'): Promise<string> {
-  const [id] = await publishAll(publisher, queue, [payload]);
-  return id;
-}
-
-async function subscribed(port: number, queue: string, count: number): Promise<LineClient[]> {
-  const workers: LineClient[] = [];
-  for (let index = 0; index < count; index++) {
-    const worker = await LineClient.login(port);
-    await worker.request(`SUBSCRIBE ${queue}`, 'OK');
-    workers.push(worker);
-  }
-  return workers;
-}
-
-function closeAll(...clients: LineClient[]): void {
-  for (const client of clients) client.close();
-}
+import { closeAll, Job, LineClient, linesBeforePong, parsePush, waitFor, ZERO_TIME } from './helpers/client';
+import { firstPush, nextPush, publish, publishAll, ReportingWorker, subscribed } from './helpers/jobs';
+import { serverSuite } from './helpers/server';
 
 /**
  * A worker that reports every pushed job done as soon as it arrives. It expects the reply
  * to each report before any later push, which prefetch 1 guarantees.
  */
-class DoneWorker {
-  readonly jobs: PushedJob[] = [];
-  readonly accepted: string[] = [];
-  /** Lines that broke the expected order: a push before a report's reply, or a reply other than OK. */
-  readonly unexpected: string[] = [];
-  private readonly awaitingReply: string[] = [];
-  private readonly listener = (): void => this.drain();
-
-  constructor(
-    readonly client: LineClient,
-    private readonly onAccepted: () => void,
-  ) {
-    client.socket.on('data', this.listener);
-    this.drain();
+class DoneWorker extends ReportingWorker {
+  constructor(client: LineClient, onAccepted: () => void) {
+    super(client, onAccepted);
+    this.start();
   }
 
-  stop(): void {
-    this.client.socket.off('data', this.listener);
-  }
-
-  private drain(): void {
-    while (this.client.lines.length > 0) {
-      const line = this.client.lines.shift() as string;
-      if (line.startsWith('{"Job"')) {
-        if (this.awaitingReply.length > 0) this.unexpected.push(`push before the reply to UPDATE_JOB: ${line}`);
-        const job = parsePush(line);
-        this.jobs.push(job);
-        this.awaitingReply.push(job.ID);
-        this.client.send(`UPDATE_JOB ${job.ID} done`);
-        continue;
-      }
-      const id = this.awaitingReply.shift();
-      if (line === 'OK' && id !== undefined) {
-        this.accepted.push(id);
-        this.onAccepted();
-      } else {
-        this.unexpected.push(line);
-      }
-    }
+  protected onPush(job: Job, line: string): void {
+    if (this.awaitingReply.length > 0) this.unexpected.push(`push before the reply to UPDATE_JOB: ${line}`);
+    this.reportDone(job.ID);
   }
 }
 
 // Groups pinned to different shards, so that a group switch also switches shard threads.
-const delivery = suite<{ server: TestServer }>('delivery');
-
-delivery.before(async (context) => {
-  context.server = await startServer({
-    groups: [{ slug: 'group1', shard: 0 }, { slug: 'group2', shard: 1 }, { slug: 'group3' }],
-  });
-});
-
-delivery.after(async (context) => {
-  assert.is(await context.server.stop(), 0);
+const delivery = serverSuite('delivery', {
+  groups: [{ slug: 'group1', shard: 0 }, { slug: 'group2', shard: 1 }, { slug: 'group3' }],
 });
 
 delivery('3 workers finish 100 jobs, each pushed once', async ({ server }) => {
@@ -167,7 +57,7 @@ delivery('3 workers finish 100 jobs, each pushed once', async ({ server }) => {
     for (const job of worker.jobs) assert.is(job.State, 'in-progress');
   }
 
-  const listed = await publisher.json<ListedJob[]>(`LIST_JOBS ${queue}`);
+  const listed = await publisher.json<Job[]>(`LIST_JOBS ${queue}`);
   assert.equal(
     listed.map((job) => job.ID),
     ids,
@@ -230,7 +120,7 @@ delivery('prefetch 1 holds one unreported job', async ({ server }) => {
 
   assert.is((await nextPush(worker)).ID, ids[0]);
   assert.equal(await linesBeforePong(worker), []);
-  const listed = await publisher.json<ListedJob[]>(`LIST_JOBS ${queue}`);
+  const listed = await publisher.json<Job[]>(`LIST_JOBS ${queue}`);
   assert.equal(
     listed.map((job) => job.State),
     ['in-progress', 'pending', 'pending'],
@@ -250,7 +140,7 @@ delivery('pushed job shows State in-progress', async ({ server }) => {
 
   const line = await worker.next();
   assert.ok(line.length < 2000, `pushed line is ${line.length} bytes`);
-  const pushed = JSON.parse(line) as { Job: ListedJob; Debug: string };
+  const pushed = JSON.parse(line) as { Job: Job; Debug: string };
   assert.is(pushed.Debug, 'Dispatch data');
   assert.is(pushed.Job.ID, id);
   assert.is(pushed.Job.State, 'in-progress');
@@ -260,7 +150,7 @@ delivery('pushed job shows State in-progress', async ({ server }) => {
   assert.is.not(pushed.Job.StartedProcessingAt, ZERO_TIME);
   assert.is(pushed.Job.EndProcessingAt, ZERO_TIME);
 
-  const [listed] = await publisher.json<ListedJob[]>(`LIST_JOBS ${queue}`);
+  const [listed] = await publisher.json<Job[]>(`LIST_JOBS ${queue}`);
   assert.is(listed.State, 'in-progress');
   assert.is(listed.StartedProcessingAt, pushed.Job.StartedProcessingAt);
   assert.is(await worker.request(`UPDATE_JOB ${id} done`), 'OK');
@@ -294,14 +184,14 @@ delivery('done job stays listed for job_timeout', async ({ server }) => {
   await nextPush(worker);
   assert.is(await worker.request(`UPDATE_JOB ${id} done`), 'OK');
 
-  const [done] = await publisher.json<ListedJob[]>(`LIST_JOBS ${queue}`);
+  const [done] = await publisher.json<Job[]>(`LIST_JOBS ${queue}`);
   assert.is(done.ID, id);
   assert.is(done.State, 'done');
   assert.is.not(done.EndProcessingAt, ZERO_TIME);
 
   // job_timeout is 60 s by default.
   assert.is(await publisher.request('ADVANCE_CLOCK 55'), 'OK');
-  const stillListed = await publisher.json<ListedJob[]>(`LIST_JOBS ${queue}`);
+  const stillListed = await publisher.json<Job[]>(`LIST_JOBS ${queue}`);
   assert.equal(
     stillListed.map((job) => [job.ID, job.State]),
     [[id, 'done']],
@@ -331,7 +221,7 @@ delivery('UNSUBSCRIBE drains the worker', async ({ server }) => {
   assert.is(await first.request(`UPDATE_JOB ${a} done`), 'OK');
   const c = await publish(publisher, queue, 'c');
   assert.equal(await linesBeforePong(first), []);
-  const listed = await publisher.json<ListedJob[]>(`LIST_JOBS ${queue}`);
+  const listed = await publisher.json<Job[]>(`LIST_JOBS ${queue}`);
   assert.equal(
     listed.map((job) => [job.ID, job.State]),
     [
@@ -358,7 +248,7 @@ delivery('PURGE_WORKERS drains every worker', async ({ server }) => {
   assert.is(await workers[0].request(`UPDATE_JOB ${a} done`), 'OK');
   assert.is(await workers[1].request(`UPDATE_JOB ${b} done`), 'OK');
   for (const worker of workers) assert.equal(await linesBeforePong(worker), []);
-  const listed = await publisher.json<ListedJob[]>(`LIST_JOBS ${queue}`);
+  const listed = await publisher.json<Job[]>(`LIST_JOBS ${queue}`);
   assert.equal(
     listed.map((job) => [job.ID, job.State]),
     [
@@ -399,13 +289,13 @@ delivery('pipelined replies keep order across shards', async ({ server }) => {
   assert.is(await admin.next(), 'OK');
   const publishB = await admin.next();
   assert.match(publishB, /^OK#[A-Za-z0-9]{16}$/);
-  const listB = JSON.parse(await admin.next()) as ListedJob[];
+  const listB = JSON.parse(await admin.next()) as Job[];
   assert.equal(
     listB.map((job) => job.ID),
     [publishB.slice(3)],
   );
   assert.is(await admin.next(), 'OK');
-  const listA = JSON.parse(await admin.next()) as ListedJob[];
+  const listA = JSON.parse(await admin.next()) as Job[];
   assert.equal(
     listA.map((job) => job.ID),
     idsA,
@@ -430,7 +320,7 @@ delivery('reply precedes push after a group switch', async ({ server }) => {
   assert.is(await admin.request('USE_GROUP group2'), 'OK');
   assert.is(await admin.request(`UPDATE_JOB ${job.ID} done`), 'OK');
   assert.is(await admin.request('USE_GROUP group1'), 'OK');
-  const listed = await admin.json<ListedJob[]>('LIST_JOBS switch-push');
+  const listed = await admin.json<Job[]>('LIST_JOBS switch-push');
   assert.equal(
     listed.map((entry) => [entry.ID, entry.State]),
     [[job.ID, 'done']],
@@ -441,15 +331,7 @@ delivery('reply precedes push after a group switch', async ({ server }) => {
 delivery.run();
 
 // A second server: workers may hold 4 jobs, and done jobs are deleted at once.
-const wide = suite<{ server: TestServer }>('delivery with prefetch 4 and job_timeout 0');
-
-wide.before(async (context) => {
-  context.server = await startServer({ prefetch: 4, job_timeout: 0 });
-});
-
-wide.after(async (context) => {
-  assert.is(await context.server.stop(), 0);
-});
+const wide = serverSuite('delivery with prefetch 4 and job_timeout 0', { prefetch: 4, job_timeout: 0 });
 
 wide('prefetch 4 caps unreported jobs', async ({ server }) => {
   const queue = 'prefetch-four';
@@ -469,7 +351,7 @@ wide('prefetch 4 caps unreported jobs', async ({ server }) => {
   assert.is(await worker.request(`UPDATE_JOB ${ids[0]} done`), 'OK');
   assert.is((await nextPush(worker)).ID, ids[4]);
   assert.equal(await linesBeforePong(worker), []);
-  const states = (await publisher.json<ListedJob[]>(`LIST_JOBS ${queue}`)).map((job) => job.State);
+  const states = (await publisher.json<Job[]>(`LIST_JOBS ${queue}`)).map((job) => job.State);
   assert.equal(states, [...Array(4).fill('in-progress'), ...Array(5).fill('pending')]);
   closeAll(publisher, worker);
 });

@@ -1,12 +1,8 @@
-import { spawn } from 'node:child_process';
 import net from 'node:net';
-import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { LineClient } from './helpers/client';
-import { BASE_CONFIG, writeConfig } from './helpers/server';
-
-const CLI = path.resolve(__dirname, '..', '..', 'dist', 'src', 'cli.js');
+import { startServer } from './helpers/server';
 
 interface Outcome {
   socket: net.Socket;
@@ -35,24 +31,9 @@ function authenticate(port: number): Promise<Outcome> {
 }
 
 test('connections past the file limit close at once', async () => {
-  const config = writeConfig({ ...BASE_CONFIG, shards: 1, web_port: -1 });
-  const child = spawn('bash', ['-c', `ulimit -n 128 && exec "${process.execPath}" "${CLI}" --config "${config}"`], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  const server = await startServer({ shards: 1, web_port: -1 }, { maxOpenFiles: 128 });
   try {
-    const port = await new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('server did not start within 15 s')), 15000);
-      let output = '';
-      child.stdout.on('data', (chunk: Buffer) => {
-        output += chunk.toString();
-        const match = /"port":(\d+),[^\n]*"msg":"listening"/.exec(output);
-        if (match) {
-          clearTimeout(timer);
-          resolve(Number(match[1]));
-        }
-      });
-    });
+    const port = server.port;
     const publisher = await LineClient.login(port);
 
     const first = await Promise.all(Array.from({ length: 200 }, () => authenticate(port)));
@@ -82,8 +63,7 @@ test('connections past the file limit close at once', async () => {
     );
     publisher.close();
   } finally {
-    child.kill('SIGTERM');
-    assert.is(await exited, 0);
+    assert.is(await server.stop(), 0);
   }
 });
 

@@ -1,22 +1,12 @@
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { LineClient, parsePush } from './helpers/client';
-import { startServer, TestServer } from './helpers/server';
+import { Job, LineClient, parsePush } from './helpers/client';
+import { serverSuite, startServer } from './helpers/server';
 
 /** How long a negative check waits before it asserts that no reply came. */
 const SILENCE_MS = 400;
 const MIB = 1024 * 1024;
 
-const framing = suite<{ server: TestServer }>('framing');
-
-framing.before(async (context) => {
-  context.server = await startServer();
-});
-
-framing.after(async (context) => {
-  const code = await context.server.stop();
-  assert.is(code, 0);
-});
+const framing = serverSuite('framing');
 
 /** Waits `milliseconds`, so that consecutive writes reach the server as separate TCP segments. */
 function pause(milliseconds: number): Promise<void> {
@@ -48,12 +38,6 @@ function multibulk(args: string[]): Buffer {
   return Buffer.concat(parts);
 }
 
-interface ListedJob {
-  ID: string;
-  Type: string;
-  Payload: string;
-}
-
 framing('command sent one byte at a time', async ({ server }) => {
   const client = await LineClient.login(server.port);
   await writeInPieces(client, Buffer.from(`PUBLISH fr-bytes t '{"k": "v w"}'\n`), 1);
@@ -61,7 +45,7 @@ framing('command sent one byte at a time', async ({ server }) => {
   const reply = await client.next();
   assert.match(reply, /^OK#[A-Za-z0-9]{16}$/);
 
-  const jobs = await client.json<ListedJob[]>('LIST_JOBS fr-bytes');
+  const jobs = await client.json<Job[]>('LIST_JOBS fr-bytes');
   assert.equal(jobs.map((job) => [job.ID, job.Payload]), [[reply.slice(3), '{"k": "v w"}']]);
   client.close();
 });
@@ -89,7 +73,7 @@ framing('1,000 pipelined commands answer in order', async ({ server }) => {
     }
   }
 
-  const jobs = await client.json<ListedJob[]>('LIST_JOBS fr-pipe');
+  const jobs = await client.json<Job[]>('LIST_JOBS fr-pipe');
   assert.equal(jobs.map((job) => job.ID), ids);
   assert.equal(
     jobs.map((job) => job.Payload),
@@ -111,7 +95,7 @@ framing('CRLF requests get LF-only replies', async ({ server }) => {
   const published = await client.next();
   assert.match(published, /^OK#[A-Za-z0-9]{16}$/);
   client.write('LIST_JOBS fr-crlf\r\n');
-  const jobs = JSON.parse(await client.next()) as ListedJob[];
+  const jobs = JSON.parse(await client.next()) as Job[];
   assert.equal(jobs.map((job) => job.Payload), ['x']);
 
   const bytes = Buffer.concat(raw);
@@ -136,7 +120,7 @@ framing('multibulk payload kept exactly', async ({ server }) => {
   assert.match(reply, /^OK#[A-Za-z0-9]{16}$/);
 
   client.write(multibulk(['LIST_JOBS', 'fr-bulk']));
-  const jobs = JSON.parse(await client.next()) as ListedJob[];
+  const jobs = JSON.parse(await client.next()) as Job[];
   assert.equal(jobs.map((job) => [job.ID, job.Type, job.Payload]), [[reply.slice(3), 't', payload]]);
   client.close();
 });
@@ -150,7 +134,7 @@ framing('multibulk split over many writes', async ({ server }) => {
   const reply = await client.next();
   assert.match(reply, /^OK#[A-Za-z0-9]{16}$/);
   assert.is(await client.next(), 'PONG');
-  const jobs = await client.json<ListedJob[]>('LIST_JOBS fr-bulk-split');
+  const jobs = await client.json<Job[]>('LIST_JOBS fr-bulk-split');
   assert.equal(jobs.map((job) => job.Payload), [payload]);
   client.close();
 });
@@ -182,7 +166,7 @@ framing('login and publish in one write', async ({ server }) => {
   assert.is(await client.next(), 'PONG');
   const reply = await client.next();
   assert.match(reply, /^OK#[A-Za-z0-9]{16}$/);
-  const jobs = await client.json<ListedJob[]>('LIST_JOBS fr-one-write');
+  const jobs = await client.json<Job[]>('LIST_JOBS fr-one-write');
   assert.equal(jobs.map((job) => [job.ID, job.Payload]), [[reply.slice(3), 'a b']]);
   client.close();
 });
@@ -197,7 +181,7 @@ framing('Go CLI requests without newline run when idle', async ({ server }) => {
   const reply = await client.next(2000);
   assert.match(reply, /^OK#[A-Za-z0-9]{16}$/);
   client.write('LIST_JOBS fr-cli ');
-  const jobs = JSON.parse(await client.next(2000)) as ListedJob[];
+  const jobs = JSON.parse(await client.next(2000)) as Job[];
   assert.equal(jobs.map((job) => [job.ID, job.Payload]), [[reply.slice(3), 'x y']]);
   client.close();
 });

@@ -2,7 +2,7 @@ import http from 'node:http';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { LineClient, parsePush } from './helpers/client';
-import { startServer, TestServer } from './helpers/server';
+import { serverSuite, startServer, TestServer } from './helpers/server';
 
 const HTTP_TIMEOUT_MS = 10000;
 
@@ -467,16 +467,7 @@ gateway('replies never contain passwords', async ({ server, webPort }) => {
 
 gateway.run();
 
-const disabled = suite<{ server: TestServer }>('gateway disabled');
-
-disabled.before(async (context) => {
-  context.server = await startServer({ web_port: -1 });
-});
-
-disabled.after(async (context) => {
-  const code = await context.server.stop();
-  assert.is(code, 0);
-});
+const disabled = serverSuite('gateway disabled', { web_port: -1 });
 
 disabled('web_port -1 starts no gateway', async ({ server }) => {
   assert.is(server.webPort, null);

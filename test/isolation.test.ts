@@ -1,8 +1,7 @@
 import net from 'node:net';
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { LineClient } from './helpers/client';
-import { startServer, TestServer } from './helpers/server';
+import { LineClient, Wakeups } from './helpers/client';
+import { serverSuite } from './helpers/server';
 
 /** Jobs in the heavy queue before the flood starts: each LIST_JOBS renders all of them. */
 const PREFILLED_JOBS = 2000;
@@ -29,7 +28,7 @@ const PAYLOAD = JSON.stringify({ report: 'monthly', rows: 'x'.repeat(80) });
  */
 class CountingClient {
   received = 0;
-  private waiters: Array<() => void> = [];
+  private readonly wakeups = new Wakeups();
 
   private constructor(readonly socket: net.Socket) {
     socket.on('data', (chunk: Buffer) => {
@@ -38,9 +37,7 @@ class CountingClient {
         this.received++;
         index = chunk.indexOf(10, index + 1);
       }
-      const waiters = this.waiters;
-      this.waiters = [];
-      for (const waiter of waiters) waiter();
+      this.wakeups.wake();
     });
     socket.on('error', () => undefined);
   }
@@ -54,18 +51,11 @@ class CountingClient {
 
   /** Resolves once `count` lines arrived in all, or rejects after the timeout. */
   async waitForLines(count: number, timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.received < count) {
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`${this.received} of ${count} lines within ${timeoutMs} ms`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
+    await this.wakeups.waitUntil(
+      () => this.received >= count,
+      timeoutMs,
+      () => `${this.received} of ${count} lines within ${timeoutMs} ms`,
+    );
   }
 
   destroy(): void {
@@ -86,25 +76,16 @@ async function timedRequest(client: LineClient, line: string): Promise<{ reply: 
   return { reply, ms: Number(process.hrtime.bigint() - started) / 1e6 };
 }
 
-const isolation = suite<{ server: TestServer }>('shard isolation');
-
-isolation.before(async (context) => {
-  context.server = await startServer({
-    shards: 2,
-    groups: [
-      { slug: 'heavy', shard: 0 },
-      { slug: 'light', shard: 1 },
-    ],
-    users: [
-      { username: 'heavyuser', password: 'heavypass', groups: ['heavy'] },
-      { username: 'lightuser', password: 'lightpass', groups: ['light'] },
-    ],
-  });
-});
-
-isolation.after(async (context) => {
-  const code = await context.server.stop();
-  assert.is(code, 0);
+const isolation = serverSuite('shard isolation', {
+  shards: 2,
+  groups: [
+    { slug: 'heavy', shard: 0 },
+    { slug: 'light', shard: 1 },
+  ],
+  users: [
+    { username: 'heavyuser', password: 'heavypass', groups: ['heavy'] },
+    { username: 'lightuser', password: 'lightpass', groups: ['light'] },
+  ],
 });
 
 isolation('light group stays fast under heavy flood', async ({ server }) => {

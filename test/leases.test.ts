@@ -1,69 +1,14 @@
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { LineClient, parsePush } from './helpers/client';
-import { startServer, TestServer } from './helpers/server';
-
-type PushedJob = ReturnType<typeof parsePush>;
-
-interface ListedJob {
-  ID: string;
-  State: string;
-  Attempts: number;
-}
-
-/**
- * Sends PING and returns the lines that arrived before PONG. Every job pushed to the
- * connection before the server read the PING comes first, so an empty result shows that
- * nothing was pushed up to that point.
- */
-async function linesBeforePong(client: LineClient): Promise<string[]> {
-  client.send('PING');
-  const lines: string[] = [];
-  for (;;) {
-    const line = await client.next();
-    if (line === 'PONG') return lines;
-    lines.push(line);
-  }
-}
-
-async function nextPush(client: LineClient): Promise<PushedJob> {
-  return parsePush(await client.next());
-}
-
-async function publish(publisher: LineClient, queue: string, payload = 'x'): Promise<string> {
-  const reply = await publisher.request(`PUBLISH ${queue} t ${payload}`);
-  assert.match(reply, /^OK#[A-Za-z0-9]{16}$/);
-  return reply.slice(3);
-}
-
-async function subscribed(port: number, queue: string, count: number): Promise<LineClient[]> {
-  const workers: LineClient[] = [];
-  for (let index = 0; index < count; index++) {
-    const worker = await LineClient.login(port);
-    await worker.request(`SUBSCRIBE ${queue}`, 'OK');
-    workers.push(worker);
-  }
-  return workers;
-}
+import { closeAll, Job, LineClient, linesBeforePong, parsePush } from './helpers/client';
+import { nextPush, publish, subscribed } from './helpers/jobs';
+import { serverSuite } from './helpers/server';
 
 async function listJobs(client: LineClient, queue: string): Promise<Array<[string, string, number]>> {
-  const jobs = await client.json<ListedJob[]>(`LIST_JOBS ${queue}`);
+  const jobs = await client.json<Job[]>(`LIST_JOBS ${queue}`);
   return jobs.map((job) => [job.ID, job.State, job.Attempts]);
 }
 
-function closeAll(...clients: LineClient[]): void {
-  for (const client of clients) client.close();
-}
-
-const leases = suite<{ server: TestServer }>('leases');
-
-leases.before(async (context) => {
-  context.server = await startServer({ lease: 2, retry_delay: 5 });
-});
-
-leases.after(async (context) => {
-  assert.is(await context.server.stop(), 0);
-});
+const leases = serverSuite('leases', { lease: 2, retry_delay: 5 });
 
 leases('expired lease gives the job to another worker', async ({ server }) => {
   const queue = 'late-report';
@@ -148,7 +93,7 @@ leases('stopped heartbeat hands the job to one worker', async ({ server }) => {
   for (const worker of others) assert.equal(await linesBeforePong(worker), []);
   assert.is(await publisher.request('ADVANCE_CLOCK 1'), 'OK');
 
-  const pushes: PushedJob[] = [];
+  const pushes: Job[] = [];
   for (const worker of others) {
     for (const line of await linesBeforePong(worker)) pushes.push(parsePush(line));
   }
@@ -242,15 +187,7 @@ leases('pending job accepts a report from its group', async ({ server }) => {
 
 leases.run();
 
-const ignoreDelays = suite<{ server: TestServer }>('leases with delay_policy IGNORE');
-
-ignoreDelays.before(async (context) => {
-  context.server = await startServer({ delay_policy: 'IGNORE', retry_delay: 5 });
-});
-
-ignoreDelays.after(async (context) => {
-  assert.is(await context.server.stop(), 0);
-});
+const ignoreDelays = serverSuite('leases with delay_policy IGNORE', { delay_policy: 'IGNORE', retry_delay: 5 });
 
 ignoreDelays('errored job is pushed again at once', async ({ server }) => {
   const queue = 'no-delay';

@@ -1,19 +1,10 @@
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { LineClient, parsePush } from './helpers/client';
-import { startServer, TestServer } from './helpers/server';
+import { serverSuite } from './helpers/server';
 
-const prefetch = suite<{ server: TestServer }>('prefetch across shards');
-
-prefetch.before(async (context) => {
-  context.server = await startServer({
-    shards: 2,
-    groups: [{ slug: 'group1', shard: 0 }, { slug: 'group2', shard: 1 }, { slug: 'group3', shard: 1 }],
-  });
-});
-
-prefetch.after(async (context) => {
-  assert.is(await context.server.stop(), 0);
+const prefetch = serverSuite('prefetch across shards', {
+  shards: 2,
+  groups: [{ slug: 'group1', shard: 0 }, { slug: 'group2', shard: 1 }, { slug: 'group3', shard: 1 }],
 });
 
 prefetch('worker on two shards holds one job', async ({ server }) => {

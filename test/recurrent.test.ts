@@ -1,29 +1,14 @@
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { LineClient, parsePush } from './helpers/client';
-import { startServer, TestServer } from './helpers/server';
-
-type PushedJob = ReturnType<typeof parsePush>;
-
-interface ListedJob {
-  ID: string;
-  State: string;
-  Type: string;
-  Payload: string;
-}
+import { Job, LineClient, linesBeforePong, parsePush } from './helpers/client';
+import { subscribe } from './helpers/jobs';
+import { serverSuite } from './helpers/server';
 
 /**
  * Sends PING and returns the jobs pushed before PONG. Every job pushed to the connection
  * before the server read the PING comes first, so this collects everything pushed so far.
  */
-async function pushesBeforePong(client: LineClient): Promise<PushedJob[]> {
-  client.send('PING');
-  const jobs: PushedJob[] = [];
-  for (;;) {
-    const line = await client.next();
-    if (line === 'PONG') return jobs;
-    jobs.push(parsePush(line));
-  }
+async function pushesBeforePong(client: LineClient): Promise<Job[]> {
+  return (await linesBeforePong(client)).map(parsePush);
 }
 
 /** Declares a recurrent job and returns its entry number. */
@@ -31,12 +16,6 @@ async function declare(client: LineClient, queue: string, type: string, expressi
   const reply = await client.request(`RECURRENT_JOB ${queue} ${type} '${expression}'`);
   assert.match(reply, /^OK#[1-9]\d*$/);
   return Number(reply.slice(3));
-}
-
-async function subscribe(port: number, queue: string): Promise<LineClient> {
-  const worker = await LineClient.login(port);
-  await worker.request(`SUBSCRIBE ${queue}`, 'OK');
-  return worker;
 }
 
 /** Checks that exactly one job of the type was pushed, and reports it done. */
@@ -49,15 +28,7 @@ async function finishOnePush(worker: LineClient, type: string): Promise<void> {
   assert.is(await worker.request(`UPDATE_JOB ${jobs[0].ID} done`), 'OK');
 }
 
-const recurrent = suite<{ server: TestServer }>('recurrent jobs');
-
-recurrent.before(async (context) => {
-  context.server = await startServer();
-});
-
-recurrent.after(async (context) => {
-  assert.is(await context.server.stop(), 0);
-});
+const recurrent = serverSuite('recurrent jobs');
 
 recurrent('same type answers the same entry number', async ({ server }) => {
   const queue = 'cron-declare';
@@ -97,7 +68,7 @@ recurrent('DELETE_RECURRENT_JOB stops publishing', async ({ server }) => {
   assert.is(await client.request(`LIST_RECURRENT_JOBS ${queue}`), '[]');
   for (let step = 0; step < 5; step++) assert.is(await client.request('ADVANCE_CLOCK 2'), 'OK');
   assert.equal(await pushesBeforePong(worker), []);
-  const jobs = await client.json<ListedJob[]>(`LIST_JOBS ${queue}`);
+  const jobs = await client.json<Job[]>(`LIST_JOBS ${queue}`);
   assert.equal(
     jobs.map((job) => [job.Type, job.State]),
     [['tick', 'done']],
@@ -139,7 +110,7 @@ recurrent('clock jump over many periods publishes once', async ({ server }) => {
   const entry = await declare(client, queue, 'tick', '@every 2s');
   assert.is(await client.request('ADVANCE_CLOCK 600'), 'OK');
   await finishOnePush(worker, 'tick');
-  const jobs = await client.json<ListedJob[]>(`LIST_JOBS ${queue}`);
+  const jobs = await client.json<Job[]>(`LIST_JOBS ${queue}`);
   assert.is(jobs.length, 1);
 
   // The schedule goes on from the time of the jump.
@@ -169,15 +140,7 @@ recurrent('five-field expression fires within its period', async ({ server }) =>
 
 recurrent.run();
 
-const ignoreDelays = suite<{ server: TestServer }>('recurrent jobs with delay_policy IGNORE');
-
-ignoreDelays.before(async (context) => {
-  context.server = await startServer({ delay_policy: 'IGNORE' });
-});
-
-ignoreDelays.after(async (context) => {
-  assert.is(await context.server.stop(), 0);
-});
+const ignoreDelays = serverSuite('recurrent jobs with delay_policy IGNORE', { delay_policy: 'IGNORE' });
 
 ignoreDelays('new entry publishes one job at once', async ({ server }) => {
   const queue = 'cron-ignore';
@@ -194,7 +157,7 @@ ignoreDelays('new entry publishes one job at once', async ({ server }) => {
   const tock = await declare(client, queue, 'tock', '@yearly');
   assert.is.not(tock, tick);
   await finishOnePush(worker, 'tock');
-  const jobs = await client.json<ListedJob[]>(`LIST_JOBS ${queue}`);
+  const jobs = await client.json<Job[]>(`LIST_JOBS ${queue}`);
   assert.equal(
     jobs.map((job) => [job.Type, job.Payload, job.State]),
     [

@@ -1,117 +1,34 @@
 import { execFileSync } from 'node:child_process';
-import fs from 'node:fs';
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { LineClient, parsePush, waitFor } from './helpers/client';
-import { startServer, TestServer } from './helpers/server';
-
-type PushedJob = ReturnType<typeof parsePush>;
-
-interface ListedJob {
-  ID: string;
-  State: string;
-  Attempts: number;
-}
+import { closeAll, Job, LineClient, linesBeforePong, parsePush, waitFor } from './helpers/client';
+import { firstPush, nextPush, publish, publishAll, ReportingWorker, subscribe, subscribed } from './helpers/jobs';
+import { cpuTicks } from './helpers/process';
+import { serverSuite } from './helpers/server';
 
 interface Health {
   NumSessions: number;
   NumWorkers: number;
 }
 
-/**
- * Sends PING and returns the lines that arrived before PONG. Every job pushed to the
- * connection before the server read the PING comes first, so an empty result shows that
- * nothing was pushed up to that point.
- */
-async function linesBeforePong(client: LineClient): Promise<string[]> {
-  client.send('PING');
-  const lines: string[] = [];
-  for (;;) {
-    const line = await client.next();
-    if (line === 'PONG') return lines;
-    lines.push(line);
-  }
-}
-
-async function nextPush(client: LineClient, timeoutMs?: number): Promise<PushedJob> {
-  return parsePush(await client.next(timeoutMs));
-}
-
-/** Publishes jobs in one write and returns their ids in publish order. */
-async function publishAll(publisher: LineClient, queue: string, payloads: string[]): Promise<string[]> {
-  publisher.write(payloads.map((payload) => `PUBLISH ${queue} t ${payload}\n`).join(''));
-  const ids: string[] = [];
-  for (let index = 0; index < payloads.length; index++) {
-    const reply = await publisher.next();
-    assert.match(reply, /^OK#[A-Za-z0-9]{16}$/);
-    ids.push(reply.slice(3));
-  }
-  return ids;
-}
-
-async function publish(publisher: LineClient, queue: string, payload = 'x'): Promise<string> {
-  const [id] = await publishAll(publisher, queue, [payload]);
-  return id;
-}
-
-async function subscribe(port: number, queue: string): Promise<LineClient> {
-  const worker = await LineClient.login(port);
-  await worker.request(`SUBSCRIBE ${queue}`, 'OK');
-  return worker;
-}
-
-async function subscribed(port: number, queue: string, count: number): Promise<LineClient[]> {
-  const workers: LineClient[] = [];
-  for (let index = 0; index < count; index++) workers.push(await subscribe(port, queue));
-  return workers;
-}
-
-async function listJobs(client: LineClient, queue: string): Promise<ListedJob[]> {
-  return client.json<ListedJob[]>(`LIST_JOBS ${queue}`);
-}
-
-/** Waits for the first line on any of the clients and parses it as a pushed job. */
-async function firstPush(clients: LineClient[], timeoutMs = 5000): Promise<{ index: number; job: PushedJob }> {
-  await waitFor(() => clients.some((client) => client.lines.length > 0), timeoutMs, 'a pushed job');
-  const index = clients.findIndex((client) => client.lines.length > 0);
-  return { index, job: parsePush(await clients[index].next()) };
-}
-
-function closeAll(...clients: LineClient[]): void {
-  for (const client of clients) client.close();
-}
-
-/** CPU time (user plus system) the process has used so far, in seconds, from /proc. */
-function cpuSeconds(pid: number, ticksPerSecond: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // The command name is in parentheses and may contain spaces, so split after it. utime and
-  // stime are fields 14 and 15 of the whole line.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
+async function listJobs(client: LineClient, queue: string): Promise<Job[]> {
+  return client.json<Job[]>(`LIST_JOBS ${queue}`);
 }
 
 /**
  * A worker that reports every pushed job done after a short processing time. It records
  * each push, each accepted report, and the reports still waiting for a reply.
  */
-class TimedWorker {
-  readonly jobs: PushedJob[] = [];
-  readonly accepted: string[] = [];
-  readonly unexpected: string[] = [];
-  /** Ids reported done whose reply has not arrived yet, oldest first. */
-  readonly awaitingReply: string[] = [];
+class TimedWorker extends ReportingWorker {
   /** Ids pushed and not yet reported. */
   readonly working = new Set<string>();
-  private stopped = false;
-  private readonly listener = (): void => this.drain();
 
   constructor(
-    readonly client: LineClient,
+    client: LineClient,
     private readonly workMs: number,
-    private readonly onAccepted: () => void,
+    onAccepted: () => void,
   ) {
-    client.socket.on('data', this.listener);
-    this.drain();
+    super(client, onAccepted);
+    this.start();
   }
 
   /** Ids this worker received and did not see accepted. */
@@ -120,9 +37,8 @@ class TimedWorker {
   }
 
   /** Stops handling lines and leaves the socket open. Pushes already read count as received. */
-  stop(): void {
-    this.stopped = true;
-    this.client.socket.off('data', this.listener);
+  override stop(): void {
+    super.stop();
     for (const line of this.client.lines.splice(0)) {
       if (!line.startsWith('{"Job"')) continue;
       const job = parsePush(line);
@@ -131,43 +47,19 @@ class TimedWorker {
     }
   }
 
-  private drain(): void {
-    while (!this.stopped && this.client.lines.length > 0) {
-      const line = this.client.lines.shift() as string;
-      if (line.startsWith('{"Job"')) {
-        const job = parsePush(line);
-        this.jobs.push(job);
-        this.working.add(job.ID);
-        setTimeout(() => this.report(job.ID), this.workMs);
-        continue;
-      }
-      const id = this.awaitingReply.shift();
-      if (line === 'OK' && id !== undefined) {
-        this.accepted.push(id);
-        this.onAccepted();
-      } else {
-        this.unexpected.push(line);
-      }
-    }
+  protected onPush(job: Job): void {
+    this.working.add(job.ID);
+    setTimeout(() => this.report(job.ID), this.workMs);
   }
 
   private report(id: string): void {
     if (this.stopped) return;
     this.working.delete(id);
-    this.awaitingReply.push(id);
-    this.client.send(`UPDATE_JOB ${id} done`);
+    this.reportDone(id);
   }
 }
 
-const failures = suite<{ server: TestServer }>('worker failures');
-
-failures.before(async (context) => {
-  context.server = await startServer();
-});
-
-failures.after(async (context) => {
-  assert.is(await context.server.stop(), 0);
-});
+const failures = serverSuite('worker failures');
 
 failures('reconnecting workers finish every job once', async ({ server }) => {
   const queue = 'restart';
@@ -370,9 +262,9 @@ failures('reset workers leave no trace', async ({ server }) => {
   );
 
   // Measure CPU while nothing happens: a loop over dead sockets would show here.
-  const before = cpuSeconds(server.pid, ticksPerSecond);
+  const before = cpuTicks(server.pid) / ticksPerSecond;
   await new Promise((resolve) => setTimeout(resolve, 2000));
-  const used = cpuSeconds(server.pid, ticksPerSecond) - before;
+  const used = cpuTicks(server.pid) / ticksPerSecond - before;
   assert.ok(used < 0.5, `server used ${used.toFixed(2)} s of CPU in 2 s while idle`);
 
   const health = await observer.json<Health>('HEALTH');

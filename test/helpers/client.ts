@@ -3,13 +3,47 @@ import { StringDecoder } from 'node:string_decoder';
 
 const DEFAULT_TIMEOUT_MS = 5000;
 
+/**
+ * Pending waits of a socket reader. Each event that may satisfy a wait (data, close) calls
+ * `wake`, so waits resume at once instead of polling.
+ */
+export class Wakeups {
+  private waiters: Array<() => void> = [];
+
+  /** Resumes every pending wait, which then checks its condition again. */
+  wake(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const waiter of waiters) waiter();
+  }
+
+  /**
+   * Resolves once `isDone` returns true, checking it first and after each wake. Throws an
+   * error with `timeoutMessage()` once the timeout passes, and lets errors from `isDone` through.
+   */
+  async waitUntil(isDone: () => boolean, timeoutMs: number, timeoutMessage: () => string): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!isDone()) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(timeoutMessage());
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+}
+
 /** A raw line client for tests: writes bytes, reads `\n`-terminated lines with timeouts. */
 export class LineClient {
   readonly lines: string[] = [];
   private partial = '';
   /** Keeps a UTF-8 character split across two reads whole. */
   private readonly decoder = new StringDecoder('utf8');
-  private waiters: Array<() => void> = [];
+  private readonly wakeups = new Wakeups();
   closed = false;
 
   private constructor(readonly socket: net.Socket) {
@@ -17,11 +51,11 @@ export class LineClient {
       const parts = (this.partial + this.decoder.write(chunk)).split('\n');
       this.partial = parts.pop() ?? '';
       this.lines.push(...parts);
-      this.wake();
+      this.wakeups.wake();
     });
     socket.on('close', () => {
       this.closed = true;
-      this.wake();
+      this.wakeups.wake();
     });
     socket.on('error', () => undefined);
   }
@@ -41,12 +75,6 @@ export class LineClient {
     return client;
   }
 
-  private wake(): void {
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const waiter of waiters) waiter();
-  }
-
   /** Writes a line followed by `\n`. */
   send(line: string): void {
     this.socket.write(`${line}\n`);
@@ -58,19 +86,12 @@ export class LineClient {
 
   /** Resolves with the next line, or rejects after the timeout. */
   async next(timeoutMs = DEFAULT_TIMEOUT_MS): Promise<string> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.lines.length === 0) {
+    const hasLine = (): boolean => {
+      if (this.lines.length > 0) return true;
       if (this.closed) throw new Error('connection closed while waiting for a line');
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no line within ${timeoutMs} ms`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
+      return false;
+    };
+    await this.wakeups.waitUntil(hasLine, timeoutMs, () => `no line within ${timeoutMs} ms`);
     return this.lines.shift() as string;
   }
 
@@ -96,18 +117,7 @@ export class LineClient {
 
   /** Resolves once the server closed the connection, or rejects after the timeout. */
   async waitClosed(timeoutMs = DEFAULT_TIMEOUT_MS): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!this.closed) {
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`connection still open after ${timeoutMs} ms`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
+    await this.wakeups.waitUntil(() => this.closed, timeoutMs, () => `connection still open after ${timeoutMs} ms`);
   }
 
   close(): void {
@@ -120,9 +130,23 @@ export class LineClient {
   }
 }
 
+/** Go's zero time, sent for a time that was never set. */
+export const ZERO_TIME = '0001-01-01T00:00:00Z';
+
+/** A job in the JSON form of pushes and LIST_JOBS replies. */
+export interface Job {
+  ID: string;
+  State: string;
+  Type: string;
+  Payload: string;
+  Attempts: number;
+  StartedProcessingAt: string;
+  EndProcessingAt: string;
+}
+
 /** Parses a pushed job line. */
-export function parsePush(line: string): { ID: string; State: string; Type: string; Payload: string; Attempts: number } {
-  const parsed = JSON.parse(line) as { Job?: { ID: string; State: string; Type: string; Payload: string; Attempts: number } };
+export function parsePush(line: string): Job {
+  const parsed = JSON.parse(line) as { Job?: Job };
   if (parsed.Job === undefined) throw new Error(`expected a pushed job, got "${line.slice(0, 200)}"`);
   return parsed.Job;
 }
@@ -134,4 +158,29 @@ export async function waitFor(condition: () => boolean | Promise<boolean>, timeo
     if (Date.now() > deadline) throw new Error(`${what} not met within ${timeoutMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
+}
+
+/**
+ * Sends PING and returns the lines that arrived before PONG. Every job pushed to the
+ * connection before the server read the PING comes first, so an empty result shows that
+ * nothing was pushed up to that point.
+ */
+export async function linesBeforePong(client: LineClient): Promise<string[]> {
+  client.send('PING');
+  const lines: string[] = [];
+  for (;;) {
+    const line = await client.next();
+    if (line === 'PONG') return lines;
+    lines.push(line);
+  }
+}
+
+/** Returns the `Err: <code>` part of an error reply, without the detail after `;`. */
+export function errorCode(reply: string): string {
+  return reply.split(';')[0];
+}
+
+/** Closes every given client. */
+export function closeAll(...clients: LineClient[]): void {
+  for (const client of clients) client.close();
 }

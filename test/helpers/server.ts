@@ -2,10 +2,14 @@ import { ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { suite, Test } from 'uvu';
+import * as assert from 'uvu/assert';
 import YAML from 'yaml';
 
-const ROOT = path.resolve(__dirname, '..', '..', '..');
-const CLI = path.join(ROOT, 'dist', 'src', 'cli.js');
+/** The repository root. The compiled helpers run from dist/test/helpers. */
+export const ROOT = path.resolve(__dirname, '..', '..', '..');
+/** The compiled command-line entry point. */
+export const CLI = path.join(ROOT, 'dist', 'src', 'cli.js');
 
 /** The users and groups of the common test setup. */
 export const BASE_CONFIG = {
@@ -41,6 +45,8 @@ export interface StartOptions {
   args?: string[];
   env?: NodeJS.ProcessEnv;
   timeoutMs?: number;
+  /** Limit on open file descriptors, which a shell sets with `ulimit -n` before it runs the server. */
+  maxOpenFiles?: number;
 }
 
 /** Writes a config to a temporary file and returns its path. */
@@ -57,13 +63,34 @@ export function startServer(overrides: Record<string, unknown> = {}, options: St
   return spawnServer(['--config', file, ...(options.args ?? [])], options);
 }
 
+/**
+ * Creates a uvu suite whose tests share one server: `before` starts it with the config
+ * overrides, and `after` stops it and checks that it exited with code 0.
+ */
+export function serverSuite(name: string, overrides: Record<string, unknown> = {}, options: StartOptions = {}): Test<{ server: TestServer }> {
+  const tests = suite<{ server: TestServer }>(name);
+  tests.before(async (context) => {
+    context.server = await startServer(overrides, options);
+  });
+  tests.after(async (context) => {
+    assert.is(await context.server.stop(), 0);
+  });
+  return tests;
+}
+
 /** Spawns the CLI with the given arguments and waits for the "listening" log line. */
 export function spawnServer(args: string[], options: StartOptions = {}): Promise<TestServer> {
-  const child = spawn(process.execPath, [CLI, ...args], {
+  const command = [process.execPath, CLI, ...args];
+  const spawnOptions = {
     cwd: options.env?.JOBATATOR_TEST_CWD ?? ROOT,
     env: { ...process.env, ...options.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+    stdio: ['ignore', 'pipe', 'pipe'] as Array<'ignore' | 'pipe'>,
+  };
+  // `exec` replaces the shell, so the child's pid and signals are the server's own.
+  const child =
+    options.maxOpenFiles === undefined
+      ? spawn(command[0], command.slice(1), spawnOptions)
+      : spawn('bash', ['-c', `ulimit -n ${options.maxOpenFiles} && exec "$@"`, 'bash', ...command], spawnOptions);
   const logs: string[] = [];
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return new Promise((resolve, reject) => {
@@ -102,4 +129,29 @@ export function spawnServer(args: string[], options: StartOptions = {}): Promise
       reject(new Error(`server exited with code ${code} before listening; output:\n${logs.join('\n')}`));
     });
   });
+}
+
+/** Parses the server's JSON log lines, skipping lines that are not JSON. */
+export function logEntries(server: TestServer): Array<Record<string, unknown>> {
+  const entries: Array<Record<string, unknown>> = [];
+  for (const line of server.logs) {
+    try {
+      entries.push(JSON.parse(line) as Record<string, unknown>);
+    } catch {
+      // Not a log line.
+    }
+  }
+  return entries;
+}
+
+/**
+ * Resolves with the server's exit code, or with a "still running" message once the timeout
+ * passes, so that an assertion on the code fails and shows the message.
+ */
+export async function exitCodeWithin(server: TestServer, timeoutMs: number): Promise<number | null | string> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<string>((resolve) => {
+    timer = setTimeout(() => resolve(`still running after ${timeoutMs} ms`), timeoutMs);
+  });
+  return Promise.race([server.exited, timeout]).finally(() => clearTimeout(timer));
 }
