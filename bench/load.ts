@@ -129,10 +129,24 @@ async function run(options: Options): Promise<void> {
   process.stdout.write(`${JSON.stringify(report)}\n`);
 }
 
-function parseOptions(argv: string[]): Options {
+const USAGE = `Usage: node dist/bench/load.js [options]
+  --host ADDRESS        server address (127.0.0.1)
+  --port PORT           server TCP port (8962)
+  --user NAME, --password TEXT, --group SLUG   login (demo, demo, demo)
+  --queue SLUG          queue to load (load)
+  --jobs N              jobs to publish (100000)
+  --publishers N        publishing connections (4)
+  --workers N           worker connections (4)
+  --inflight N          PUBLISH requests in flight per publisher (64)
+  --payload-bytes N     payload size in bytes (100)
+  --timeout-seconds N   give up waiting for workers after this long (300)
+`;
+
+function parseOptions(argv: string[]): Options | null {
   const { values } = parseArgs({
     args: argv,
     options: {
+      help: { type: 'boolean' },
       host: { type: 'string', default: '127.0.0.1' },
       port: { type: 'string', default: '8962' },
       user: { type: 'string', default: 'demo' },
@@ -147,6 +161,10 @@ function parseOptions(argv: string[]): Options {
       'timeout-seconds': { type: 'string', default: '300' },
     },
   });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return null;
+  }
   const integer = (name: string, text: string | undefined): number => {
     const value = Number(text);
     if (!Number.isInteger(value) || value < 0) throw new Error(`--${name} must be a non-negative integer, got "${text}"`);
@@ -169,8 +187,17 @@ function parseOptions(argv: string[]): Options {
 }
 
 if (require.main === module) {
-  run(parseOptions(process.argv.slice(2))).catch((error: Error) => {
-    process.stderr.write(`load: ${error.message}\n`);
-    process.exit(1);
-  });
+  let options: Options | null;
+  try {
+    options = parseOptions(process.argv.slice(2));
+  } catch (error) {
+    process.stderr.write(`load: ${(error as Error).message}\n\n${USAGE}`);
+    process.exit(2);
+  }
+  if (options !== null) {
+    run(options).catch((error: Error) => {
+      process.stderr.write(`load: ${error.message}\n`);
+      process.exit(1);
+    });
+  }
 }

@@ -14,8 +14,8 @@ Options:
   --config FILE    YAML config; default ./config.yml, else the bundled config.example.yml
   --host ADDRESS   address for TCP and HTTP, overrides the config's host
   --port PORT      TCP port, overrides the config's port (0 picks a free port)
-  --web-port PORT  HTTP gateway port, overrides the config's web_port (0 picks a free port;
-                   --web-port=-1 disables the gateway)
+  --web-port PORT  HTTP gateway port, overrides the config's web_port (0 picks a free port,
+                   -1 disables the gateway)
   --help           show this text
 `;
 
@@ -32,11 +32,30 @@ async function readStdin(): Promise<string> {
 }
 
 /** Runs the command line; resolves with the process exit code. */
+/**
+ * Joins `--port -1` style pairs into `--port=-1`: parseArgs reads a value that starts
+ * with a dash as an option of its own.
+ */
+function joinNegativeValues(argv: string[]): string[] {
+  const joined: string[] = [];
+  for (let index = 0; index < argv.length; index++) {
+    const arg = argv[index];
+    const next = argv[index + 1];
+    if ((arg === '--port' || arg === '--web-port') && next !== undefined && /^-\d+$/.test(next)) {
+      joined.push(`${arg}=${next}`);
+      index++;
+    } else {
+      joined.push(arg);
+    }
+  }
+  return joined;
+}
+
 export async function main(argv: string[]): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({
-      args: argv,
+      args: joinNegativeValues(argv),
       allowPositionals: true,
       options: {
         config: { type: 'string' },

@@ -44,8 +44,13 @@ export class JobatatorServer implements ServerContext, ConnectionHost {
     this.shards = new ShardPool(config, logger, {
       onPush: (connectionId, line, jobId, group) => {
         const client = this.clients.get(connectionId);
-        // A push to a client that just closed is returned by the Close request that follows.
-        if (client === undefined) return;
+        if (client === undefined || !client.acceptsPushes) {
+          // The client closed, or is closing, while the push was on its way. The bounce
+          // returns the job without an attempt, or takes back the attempt that the Close
+          // already counted.
+          this.shards.notify([this.shards.shardOf(group)], Op.Bounce, connectionId, [jobId, group]);
+          return;
+        }
         const session = client.session;
         if (session.held.size >= config.prefetch) {
           // Each shard counts only its own pushes, so a connection served by several

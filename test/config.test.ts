@@ -125,7 +125,7 @@ invalid('type and range problems are all listed', async () => {
         '  - groups[2].slug: expected 1 to 128 letters, digits or _ . : -, got "has space"',
         '  - groups[3].slug: expected 1 to 128 letters, digits or _ . : -, got nothing (the key is missing)',
         '  - users[0].password: user "alice" needs a non-empty password or password_hash',
-        '  - users[1].password_hash: expected the scrypt$N$r$p$salt$hash form made by "jobatator hash-password"',
+        '  - users[1].password_hash: expected the form scrypt$N$r$p$salt$hash for user "bob"; make one with "jobatator hash-password"',
         '  - users[2].username: expected a non-empty name without spaces, got "carol dee"',
         '  - users[3]: expected a mapping with username, password and groups',
         '  - users[4].groups: expected a list of group slugs or ["*"] for user "dave"',

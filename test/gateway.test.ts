@@ -465,7 +465,39 @@ gateway('replies never contain passwords', async ({ server, webPort }) => {
   other.close();
 });
 
+
+gateway('lone surrogate answers invalid-utf8', async ({ server, webPort }) => {
+  const { status, body } = await postCommands(webPort, ['AUTH user1 pass1', 'USE_GROUP group1', 'PUBLISH gw-surrogate t a\ud800b']);
+  assert.is(status, 400);
+  assert.equal(body.data, ['Welcome!', 'OK']);
+  assert.is(body.errors.length, 1);
+  assert.is(body.errors[0].code, 'invalid-utf8');
+  const replies = await tcpReplies(server.port, ['AUTH user1 pass1', 'USE_GROUP group1', 'LIST_JOBS gw-surrogate']);
+  assert.is(replies[2], 'Err: unknown-queue');
+});
+
 gateway.run();
+
+const small = serverSuite('gateway response limit', { max_reply_bytes: 4096 });
+
+small('response past max_reply_bytes stops the request', async ({ server }) => {
+  const webPort = server.webPort as number;
+  const setup = await postCommands(webPort, ['AUTH user1 pass1', 'USE_GROUP group1', `PUBLISH gw-big t ${'x'.repeat(1000)}`]);
+  assert.is(setup.status, 200);
+  const listings = Array.from({ length: 20 }, () => 'LIST_JOBS gw-big');
+  const { status, body } = await postCommands(webPort, ['AUTH user1 pass1', 'USE_GROUP group1', ...listings, 'PUBLISH gw-after t x']);
+  assert.is(status, 400);
+  assert.is(body.success, false);
+  assert.equal(body.data, []);
+  assert.is(body.errors.length, 1);
+  assert.is(body.errors[0].code, 'reply-too-large');
+  assert.match(body.errors[0].message, /^the replies of this request exceed max_reply_bytes \(4096 bytes\) after 6 of 23 commands, which ran;/);
+  const replies = await tcpReplies(server.port, ['AUTH user1 pass1', 'USE_GROUP group1', 'LIST_QUEUES']);
+  const queues = JSON.parse(replies[2]) as Array<{ Slug: string }>;
+  assert.equal(queues.map((queue) => queue.Slug), ['gw-big']);
+});
+
+small.run();
 
 const disabled = serverSuite('gateway disabled', { web_port: -1 });
 

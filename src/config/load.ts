@@ -54,6 +54,13 @@ export function loadConfig(given: string | undefined, cwd = process.cwd()): Load
   if (document.errors.length > 0) {
     throw new ConfigError(document.errors.map((error) => describeYamlError(file, error, lineCounter)));
   }
-  const result = validateConfig(document.toJS());
+  let parsed: unknown;
+  try {
+    parsed = document.toJS({ maxAliasCount: 1000 });
+  } catch (error) {
+    // yaml throws here on alias expansion past the limit and on unresolved aliases.
+    throw new ConfigError([`${file}: the YAML cannot be expanded (${(error as Error).message.split('\n')[0]}); remove repeated aliases`]);
+  }
+  const result = validateConfig(parsed);
   return { ...result, file, usesExample };
 }

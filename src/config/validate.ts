@@ -153,8 +153,12 @@ export function validateConfig(raw: unknown): ValidationResult {
     }
   }
 
-  config.groups = validateGroups(input.groups, config.shards, problems);
-  config.users = validateUsers(input.users, config.groups, problems, warnings);
+  const declaredSlugs = new Set<string>();
+  config.groups = validateGroups(input.groups, config.shards, problems, declaredSlugs);
+  config.users = validateUsers(input.users, declaredSlugs, problems, warnings);
+  if (config.users.length === 0 && problems.length === 0) {
+    warnings.push('no users are configured, so no client can log in; add entries under users');
+  }
 
   if (problems.length > 0) {
     throw new ConfigError(problems);
@@ -162,7 +166,8 @@ export function validateConfig(raw: unknown): ValidationResult {
   return { config, warnings };
 }
 
-function validateGroups(raw: unknown, shards: number, problems: string[]): GroupConfig[] {
+/** Validates `groups`. Every well-formed slug goes into `declared`, even when its entry has another problem. */
+function validateGroups(raw: unknown, shards: number, problems: string[], declared: Set<string>): GroupConfig[] {
   if (raw === undefined || raw === null) return [];
   if (!Array.isArray(raw)) {
     problems.push('groups: expected a list of {slug} entries');
@@ -188,6 +193,7 @@ function validateGroups(raw: unknown, shards: number, problems: string[]): Group
       return;
     }
     seen.add(slug);
+    declared.add(slug);
     const group: GroupConfig = { slug };
     if (shard !== undefined) {
       if (typeof shard !== 'number' || !Number.isInteger(shard) || shard < 0 || shard >= shards) {
@@ -201,9 +207,29 @@ function validateGroups(raw: unknown, shards: number, problems: string[]): Group
   return groups;
 }
 
+/** scrypt parameters accepted in a password_hash, with at most 256 MiB of scrypt memory per check. */
+const SCRYPT_LIMITS = { minN: 1024, maxN: 1_048_576, maxR: 32, maxP: 16, maxMemoryBytes: 256 * 1024 * 1024 };
+
+/** Returns what is wrong with a password_hash value, or null when scrypt can check it. */
+function checkPasswordHash(value: unknown): string | null {
+  const match = typeof value === 'string' ? /^scrypt\$(\d+)\$(\d+)\$(\d+)\$([A-Za-z0-9+/=]+)\$([A-Za-z0-9+/=]+)$/.exec(value) : null;
+  if (match === null) return 'expected the form scrypt$N$r$p$salt$hash';
+  const [n, r, p] = [Number(match[1]), Number(match[2]), Number(match[3])];
+  if (n < SCRYPT_LIMITS.minN || n > SCRYPT_LIMITS.maxN || (n & (n - 1)) !== 0) {
+    return `scrypt N must be a power of two from ${SCRYPT_LIMITS.minN} to ${SCRYPT_LIMITS.maxN}, got ${n}`;
+  }
+  if (r < 1 || r > SCRYPT_LIMITS.maxR) return `scrypt r must be from 1 to ${SCRYPT_LIMITS.maxR}, got ${r}`;
+  if (p < 1 || p > SCRYPT_LIMITS.maxP) return `scrypt p must be from 1 to ${SCRYPT_LIMITS.maxP}, got ${p}`;
+  if (128 * n * r > SCRYPT_LIMITS.maxMemoryBytes) {
+    return `scrypt N * r must need at most ${SCRYPT_LIMITS.maxMemoryBytes / 1024 / 1024} MiB (128 * N * r bytes), got N=${n} r=${r}`;
+  }
+  if (Buffer.from(match[5], 'base64').length < 16) return 'the hash part must decode to at least 16 bytes';
+  return null;
+}
+
 function validateUsers(
   raw: unknown,
-  groups: GroupConfig[],
+  groupSlugs: Set<string>,
   problems: string[],
   warnings: string[],
 ): UserConfig[] {
@@ -212,7 +238,6 @@ function validateUsers(
     problems.push('users: expected a list of {username, password, groups} entries');
     return [];
   }
-  const groupSlugs = new Set(groups.map((group) => group.slug));
   const users: UserConfig[] = [];
   const seen = new Set<string>();
   let plainPasswords = 0;
@@ -234,12 +259,17 @@ function validateUsers(
     }
     seen.add(username);
     const user: UserConfig = { username, groups: [] };
+    if (passwordHash !== undefined && password !== undefined) {
+      problems.push(`${where}: user "${username}" has both password and password_hash; keep only password_hash`);
+      return;
+    }
     if (passwordHash !== undefined) {
-      if (typeof passwordHash !== 'string' || !/^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$/.test(passwordHash)) {
-        problems.push(`${where}.password_hash: expected the scrypt$N$r$p$salt$hash form made by "jobatator hash-password"`);
+      const hashProblem = checkPasswordHash(passwordHash);
+      if (hashProblem !== null) {
+        problems.push(`${where}.password_hash: ${hashProblem} for user "${username}"; make one with "jobatator hash-password"`);
         return;
       }
-      user.password_hash = passwordHash;
+      user.password_hash = passwordHash as string;
     } else if (typeof password === 'string' && password.length > 0) {
       user.password = password;
       plainPasswords++;

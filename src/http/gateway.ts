@@ -28,7 +28,10 @@ class GatewayClient implements Client {
   readonly session = new Session();
   readonly output: OrderedOutput;
   readonly isGateway = true;
+  readonly acceptsPushes = false;
   readonly replies: string[] = [];
+  /** Bytes of the replies so far, to bound the whole response. */
+  replyBytes = 0;
   private expected = 0;
   private onComplete: (() => void) | undefined;
 
@@ -38,6 +41,7 @@ class GatewayClient implements Client {
   ) {
     this.output = new OrderedOutput((line) => {
       this.replies.push(line);
+      this.replyBytes += line.length;
       if (this.replies.length >= this.expected) this.onComplete?.();
     });
   }
@@ -77,8 +81,8 @@ function collect(reply: string, response: GatewayResponse): void {
   response.data.push(reply);
 }
 
-function badRequest(message: string): GatewayResponse {
-  return { success: false, data: [], errors: [{ code: ErrorCode.INVALID_REQUEST, message }] };
+function badRequest(message: string, code: string = ErrorCode.INVALID_REQUEST): GatewayResponse {
+  return { success: false, data: [], errors: [{ code, message }] };
 }
 
 function parseCommands(body: string): string[] | GatewayResponse {
@@ -100,10 +104,15 @@ function parseCommands(body: string): string[] | GatewayResponse {
 
 async function runCommands(server: JobatatorServer, client: GatewayClient, commands: string[]): Promise<GatewayResponse> {
   server.clients.set(client.id, client);
+  const maxBytes = server.config.max_reply_bytes;
   try {
-    for (const command of commands) {
+    // Commands run one at a time, each after the previous reply, so the response can be
+    // bounded by max_reply_bytes as it grows.
+    for (const [index, command] of commands.entries()) {
       const args = tokenize(command);
-      if (args === null) {
+      if (!command.isWellFormed()) {
+        client.output.send(errorReply(ErrorCode.INVALID_UTF8, 'the command contains a lone UTF-16 surrogate (\\ud800 to \\udfff), which is not valid UTF-8 text'));
+      } else if (args === null) {
         client.output.send(errorReply(ErrorCode.INVALID_SYNTAX, 'a quoted argument is not closed'));
       } else if (args.length === 0) {
         client.output.send(errorReply(ErrorCode.UNKNOWN_COMMAND));
@@ -111,8 +120,14 @@ async function runCommands(server: JobatatorServer, client: GatewayClient, comma
         const barrier = server.dispatcher.execute(client, args);
         if (barrier !== undefined) await barrier;
       }
+      await client.waitForReplies(index + 1);
+      if (client.replyBytes > maxBytes) {
+        return badRequest(
+          `the replies of this request exceed max_reply_bytes (${maxBytes} bytes) after ${index + 1} of ${commands.length} commands, which ran; send fewer or smaller commands per request`,
+          ErrorCode.REPLY_TOO_LARGE,
+        );
+      }
     }
-    await client.waitForReplies(commands.length);
   } finally {
     server.release(client);
   }
@@ -142,8 +157,16 @@ export function startGateway(server: JobatatorServer, host: string, port: number
   const httpServer = http.createServer((request, response) => {
     const headers: Record<string, string> = { ...corsHeaders(request), 'Content-Type': 'application/json' };
     const send = (status: number, body: GatewayResponse): void => {
+      let text: string;
+      try {
+        text = JSON.stringify(body);
+      } catch (error) {
+        server.logger.error({ err: error }, 'gateway response could not be encoded');
+        status = 500;
+        text = JSON.stringify({ success: false, data: [], errors: [{ code: ErrorCode.INTERNAL_ERROR, message: 'see the server log' }] });
+      }
       response.writeHead(status, headers);
-      response.end(JSON.stringify(body));
+      response.end(text);
     };
     if (request.url?.split('?')[0] !== '/gateway') {
       send(404, badRequest(`unknown path ${JSON.stringify(request.url)}; use POST /gateway`));

@@ -70,9 +70,20 @@ export class Connection implements Client {
     );
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => this.updateFlow());
+    // The listener allows half-open sockets: a client that shuts down its sending side
+    // after its requests still gets every reply.
+    socket.on('end', () => {
+      this.framer.finish();
+      this.trackInput();
+      this.finishAndClose();
+    });
     socket.on('error', (error) => this.logger.debug({ err: error }, 'socket error'));
     socket.on('close', () => this.onClose());
     this.logger.debug('connection opened');
+  }
+
+  get acceptsPushes(): boolean {
+    return !this.closing && !this.closed;
   }
 
   /** Ends the connection after the replies owed so far; commands read after this one are dropped. */
@@ -200,9 +211,14 @@ export class Connection implements Client {
     }
   }
 
+  /**
+   * Ends the socket once every reply is written, and releases the session at once: its
+   * held jobs go back to pending without waiting for the client to close its side.
+   */
   private endIfDone(): void {
     if (this.closed || this.inbox.length > 0 || this.output.pendingCount > 0 || this.unsent.length > 0) return;
     this.socket.end();
+    this.onClose();
   }
 
   private onClose(): void {

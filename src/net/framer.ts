@@ -74,6 +74,25 @@ export class Framer {
     this.drain();
   }
 
+  /**
+   * Handles the end of the stream: a last inline request without its newline still runs,
+   * while a cut multibulk request is dropped.
+   */
+  finish(): void {
+    if (this.stopped) return;
+    this.clearIdleTimer();
+    if (this.mode === Mode.Line && this.buffered > 0) {
+      const bytes = Buffer.concat(this.chunks, this.buffered);
+      this.chunks = [];
+      this.buffered = 0;
+      this.scanned = 0;
+      let end = bytes.length;
+      if (end > 0 && bytes[end - 1] === CARRIAGE_RETURN) end--;
+      if (end > 0 && bytes[0] !== ASTERISK) this.runInline(bytes.subarray(0, end));
+    }
+    this.stop();
+  }
+
   /** Drops buffered bytes and ignores later input. */
   stop(): void {
     this.stopped = true;
@@ -155,7 +174,7 @@ export class Framer {
   private startMultibulk(countText: string): void {
     const count = parseDecimal(countText);
     if (count === null || count > MAX_MULTIBULK_ARGS) {
-      this.fail(new ProtocolError(ErrorCode.INVALID_SYNTAX, `invalid multibulk count ${JSON.stringify(`*${countText.slice(0, 20)}`)}; expected *<argument count>`));
+      this.fail(new ProtocolError(ErrorCode.INVALID_SYNTAX, `invalid multibulk count ${JSON.stringify(`*${countText.slice(0, 20)}`)}; expected *<argument count> with at most ${MAX_MULTIBULK_ARGS} arguments`));
       return;
     }
     if (count === 0) return;

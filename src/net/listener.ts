@@ -16,7 +16,12 @@ export function listenTcp(
   logger: Logger,
   onSocket: (socket: net.Socket) => void,
 ): Promise<net.Server> {
-  const server = net.createServer({ noDelay: true, keepAlive: keepaliveSeconds > 0, keepAliveInitialDelay: keepaliveSeconds * 1000 });
+  const server = net.createServer({
+    allowHalfOpen: true,
+    noDelay: true,
+    keepAlive: keepaliveSeconds > 0,
+    keepAliveInitialDelay: keepaliveSeconds * 1000,
+  });
   server.on('connection', onSocket);
   return new Promise((resolve, reject) => {
     server.once('error', reject);

@@ -29,6 +29,8 @@ export interface Client {
   readonly output: OrderedOutput;
   /** True for HTTP gateway sessions, which end with their request. */
   readonly isGateway: boolean;
+  /** False once the client is closing: a job pushed now could not be reported on. */
+  readonly acceptsPushes: boolean;
   /** Closes the client once every reply before this call has been written. */
   closeAfterReplies(): void;
 }

@@ -85,6 +85,9 @@ export function parseSchedule(expression: string): Schedule {
   if (pattern.startsWith('@')) {
     throw new CronError(`unknown descriptor "${trimmed}"; use @yearly, @monthly, @weekly, @daily, @hourly or @every <duration>`);
   }
+  if (pattern === '') {
+    throw new CronError('the expression is empty; use 5 fields (minute hour day-of-month month day-of-week), a descriptor such as @hourly, or @every <duration>');
+  }
   const fields = pattern.split(/\s+/).length;
   if (fields !== 5) {
     throw new CronError(`expected 5 fields (minute hour day-of-month month day-of-week), got ${fields} in "${trimmed}"`);

@@ -38,6 +38,7 @@ export function publishJob(ctx: ShardContext, queue: Queue, type: string, payloa
     endedAt: 0,
     holder: null,
     leaseUntil: 0,
+    lostBy: 0,
     expiredHolders: null,
     queued: false,
     version: 0,
@@ -175,7 +176,21 @@ export function removeJob(ctx: ShardContext, job: Job): void {
 export function dropWorker(ctx: ShardContext, worker: WorkerConnection): void {
   for (const queue of worker.subscriptions) queue.removeWorker(worker);
   worker.subscriptions.clear();
-  for (const job of [...worker.held]) failJob(ctx, job, 'worker-lost');
+  for (const job of [...worker.held]) {
+    failJob(ctx, job, 'worker-lost');
+    job.lostBy = worker.id;
+  }
+}
+
+/**
+ * Takes back the attempt counted when a connection closed, for a job whose push reached
+ * the main thread only after the connection was gone: that job never ran.
+ */
+export function undoLostAttempt(ctx: ShardContext, job: Job, connectionId: number): void {
+  if (job.lostBy !== connectionId || job.attempts === 0) return;
+  job.lostBy = 0;
+  job.attempts--;
+  ctx.store.jobChanged(job.queue.group.slug, job);
 }
 
 /**

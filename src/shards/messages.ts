@@ -34,9 +34,10 @@ export const enum Op {
   /** Test mode: throws inside the shard, to show a failing request leaves the shard running. */
   Fail,
   /**
-   * The connection already holds `prefetch` jobs from other shards, so the push of job
-   * args[0] was not delivered: the job goes back to pending without an attempt, and the
-   * shard pushes nothing more to the connection until Credit. No reply.
+   * The push of job args[0] (of group args[1]) was not delivered. Either the connection
+   * already holds `prefetch` jobs from other shards, so the job goes back to pending and
+   * the shard pushes nothing more to it until Credit, or the connection had closed, so
+   * the attempt its loss counted is taken back. No reply.
    */
   Bounce,
   /** The connection holds fewer than `prefetch` jobs again. No reply. */

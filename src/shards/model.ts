@@ -19,6 +19,8 @@ export interface Job {
   /** Connection holding the job while in progress, else null. */
   holder: WorkerConnection | null;
   leaseUntil: number;
+  /** Connection whose loss counted the last attempt, or 0; see undoLostAttempt. */
+  lostBy: number;
   /** Connections whose lease on this job was taken back, so their late reports are refused. */
   expiredHolders: number[] | null;
   /** True while an entry for the job sits in the queue's pending deque or retry heap. */

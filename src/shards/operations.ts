@@ -2,7 +2,18 @@ import { errorReply, ErrorCode, ProtocolError } from '../protocol/errors';
 import { okWithId, Reply } from '../protocol/replies';
 import { CronError, parseSchedule } from './cron';
 import { newJobId } from './ids';
-import { dispatchQueue, dropWorker, failJob, finishJob, hold, publishJob, removeJob, renewLease, returnUndelivered } from './lifecycle';
+import {
+  dispatchQueue,
+  dropWorker,
+  failJob,
+  finishJob,
+  hold,
+  publishJob,
+  removeJob,
+  renewLease,
+  returnUndelivered,
+  undoLostAttempt,
+} from './lifecycle';
 import { DebugQueue, Op, Request, ShardStats } from './messages';
 import { Group, Queue, RecurrentEntry } from './model';
 import { JsonArrayBuilder, renderJob, renderQueue, renderRecurrent, ReplyTooLarge } from './render';
@@ -58,7 +69,7 @@ function updateJob(shard: Shard, request: Request): string {
     throw new ProtocolError(ErrorCode.JOB_HELD, `job ${id} is held by another worker`);
   }
   if (holder === null && job.expiredHolders?.includes(connectionId)) {
-    throw new ProtocolError(ErrorCode.LEASE_EXPIRED, `your lease on job ${id} expired and the job is pending again; drop your result`);
+    throw new ProtocolError(ErrorCode.LEASE_EXPIRED, `your lease on job ${id} expired and the job is ${job.state} again; drop your result`);
   }
   if (status === 'done') {
     finishJob(shard, job);
@@ -295,10 +306,14 @@ export const OPERATIONS: Record<number, Operation> = {
     throw new Error('failure requested by DEBUG shard-error');
   },
   [Op.Bounce]: (shard, [, , connectionId, , jobId, group]) => {
-    const worker = shard.connections.get(connectionId);
-    if (worker === undefined) return undefined;
-    worker.awaitingCredit = true;
     const job = shard.group(group as string).jobs.get(jobId as string);
+    const worker = shard.connections.get(connectionId);
+    if (worker === undefined) {
+      // The connection closed before the push reached it.
+      if (job !== undefined) undoLostAttempt(shard, job, connectionId);
+      return undefined;
+    }
+    worker.awaitingCredit = true;
     if (job !== undefined && job.holder === worker) returnUndelivered(shard, job);
     return undefined;
   },

@@ -60,9 +60,13 @@ export class LineClient {
     socket.on('error', () => undefined);
   }
 
-  static connect(port: number, host = '127.0.0.1'): Promise<LineClient> {
+  /**
+   * Connects to a server. With `allowHalfOpen`, the client keeps its side open after the
+   * server ends its own, as nc does.
+   */
+  static connect(port: number, host = '127.0.0.1', allowHalfOpen = false): Promise<LineClient> {
     return new Promise((resolve, reject) => {
-      const socket = net.connect({ port, host }, () => resolve(new LineClient(socket)));
+      const socket = net.connect({ port, host, allowHalfOpen }, () => resolve(new LineClient(socket)));
       socket.once('error', reject);
     });
   }

@@ -5,16 +5,39 @@ import { ErrorCode, errorReply, ProtocolError } from '../errors';
 import { Reply } from '../replies';
 import type { Client } from '../session';
 
+/** Logs failed logins, at most one line per interval with a count of the others. */
+class FailureLog {
+  private lastLogged = 0;
+  private suppressed = 0;
+
+  constructor(private readonly intervalMs: number) {}
+
+  record(logger: ServerContext['logger'], fields: Record<string, unknown>): void {
+    const now = Date.now();
+    if (now - this.lastLogged < this.intervalMs) {
+      this.suppressed++;
+      return;
+    }
+    logger.info({ ...fields, suppressed: this.suppressed }, 'login failed');
+    this.lastLogged = now;
+    this.suppressed = 0;
+  }
+}
+
+const loginFailures = new FailureLog(1000);
+
 export type Handler = (ctx: ServerContext, client: Client, args: string[]) => string | Promise<string>;
 
 function auth(ctx: ServerContext, client: Client, [username, password]: string[]): string | Promise<string> {
   const session = client.session;
   const finish = (user: UserConfig | null): string => {
     if (user === null) {
-      ctx.logger.info({ connection: client.id, address: client.address, username }, 'login failed');
+      loginFailures.record(ctx.logger, { connection: client.id, address: client.address, username });
       return errorReply(ErrorCode.INVALID_CREDENTIALS);
     }
     session.user = user;
+    // A new login must not keep a group the new user may not use.
+    if (session.group !== null && !session.mayUse(session.group)) session.group = null;
     ctx.logger.debug({ connection: client.id, username }, 'logged in');
     return Reply.WELCOME;
   };
