@@ -131,6 +131,16 @@ export async function main(argv: string[]): Promise<number> {
 
   const server = new JobatatorServer(config, logger);
   const stopped = server.stopped();
+  // Handlers go in before start-up, because a signal that arrives between the "listening"
+  // log line and the end of start() must still stop the server gracefully.
+  let started = false;
+  let pendingSignal: string | undefined;
+  const onSignal = (signal: string): void => {
+    if (started) void server.stop(signal);
+    else pendingSignal = signal;
+  };
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
   try {
     await server.start();
   } catch (error) {
@@ -138,11 +148,8 @@ export async function main(argv: string[]): Promise<number> {
     await server.stop('start-up failed').catch(() => undefined);
     return 1;
   }
-  const onSignal = (signal: string): void => {
-    void server.stop(signal);
-  };
-  process.once('SIGTERM', onSignal);
-  process.once('SIGINT', onSignal);
+  started = true;
+  if (pendingSignal !== undefined) void server.stop(pendingSignal);
   await stopped;
   return 0;
 }

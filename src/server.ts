@@ -64,8 +64,8 @@ export class JobatatorServer implements ServerContext, ConnectionHost {
         client.output.send(line);
       },
       onRelease: (connectionId, jobId) => {
-        const client = this.clients.get(connectionId);
-        if (client !== undefined) this.releaseHeld(client, jobId);
+        // The job stays counted until the client reports on it, as in the shard.
+        this.clients.get(connectionId)?.session.revoked.add(jobId);
       },
     });
   }
@@ -130,6 +130,7 @@ export class JobatatorServer implements ServerContext, ConnectionHost {
 
   releaseHeld(client: Client, jobId: string): void {
     const session = client.session;
+    session.revoked.delete(jobId);
     if (!session.held.delete(jobId)) return;
     if (session.awaitingCredit.size > 0 && session.held.size < this.config.prefetch) {
       this.shards.notify(session.awaitingCredit, Op.Credit, client.id);

@@ -150,8 +150,7 @@ export class Framer {
   private readLine(raw: Buffer): void {
     let end = raw.length - 1;
     if (end > 0 && raw[end - 1] === CARRIAGE_RETURN) end--;
-    if (end === 0) return;
-    if (raw[0] === ASTERISK) {
+    if (end > 0 && raw[0] === ASTERISK) {
       this.startMultibulk(raw.toString('latin1', 1, end));
       return;
     }
@@ -168,7 +167,12 @@ export class Framer {
       this.handlers.onError(new ProtocolError(ErrorCode.INVALID_SYNTAX, "a quoted argument is not closed; end it with ' followed by a space or the end of the line"), false);
       return;
     }
-    if (args.length > 0) this.handlers.onCommand(args);
+    if (args.length > 0) {
+      this.handlers.onCommand(args);
+    } else {
+      // The original server answers a blank line too, and the Go CLI waits for that reply.
+      this.handlers.onError(new ProtocolError(ErrorCode.UNKNOWN_COMMAND), false);
+    }
   }
 
   private startMultibulk(countText: string): void {

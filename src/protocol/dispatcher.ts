@@ -130,6 +130,11 @@ export class Dispatcher {
       case 'RECURRENT_JOB':
         requestArgs = [...args, this.sequence++];
         break;
+      case 'DELETE_JOB':
+        onReply = (text) => {
+          if (text === 'OK') this.ctx.releaseHeld(client, args[0]);
+        };
+        break;
       case 'SUBSCRIBE':
         requestArgs = [args[0], username, client.address, this.sequence++];
         onReply = (text) => {
@@ -140,6 +145,10 @@ export class Dispatcher {
         const [id, status] = args;
         requestArgs = [id, status, username, client.address];
         onReply = (text) => {
+          if (session.revoked.has(id)) {
+            this.ctx.releaseHeld(client, id);
+            return;
+          }
           if (text !== 'OK') return;
           if (FINAL_REPORTS.has(status)) this.ctx.releaseHeld(client, id);
           else session.held.set(id, group);

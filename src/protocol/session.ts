@@ -11,6 +11,8 @@ export class Session {
   readonly shards = new Set<number>();
   /** Set once a SUBSCRIBE succeeded. */
   isWorker = false;
+  /** Held jobs the shard took back; they count against prefetch until reported on. */
+  readonly revoked = new Set<string>();
   /** Shards whose push was bounced because the prefetch was used up; they wait for Credit. */
   readonly awaitingCredit = new Set<number>();
 

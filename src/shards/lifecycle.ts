@@ -90,9 +90,21 @@ function scheduleLeaseCheck(ctx: ShardContext, job: Job, version: number, due: n
     const expired = job.expiredHolders ?? (job.expiredHolders = []);
     expired.push(holder.id);
     if (expired.length > MAX_EXPIRED_HOLDERS) expired.shift();
-    ctx.emitRelease(holder.id, job.id);
+    revoke(ctx, holder, job);
     failJob(ctx, job, 'lease-expired');
   });
+}
+
+/** Takes a job back from its holder, which keeps it counted until it reports on it. */
+function revoke(ctx: ShardContext, holder: WorkerConnection, job: Job): void {
+  holder.revoked.add(job.id);
+  ctx.emitRelease(holder.id, job.id);
+}
+
+/** Frees the prefetch slot of a revoked job once its former holder reported on it. */
+export function settleRevoked(ctx: ShardContext, worker: WorkerConnection, jobId: string): void {
+  if (!worker.revoked.delete(jobId)) return;
+  for (const queue of worker.subscriptions) ctx.markDirty(queue);
 }
 
 function releaseHolder(ctx: ShardContext, job: Job): void {
@@ -160,10 +172,13 @@ export function returnUndelivered(ctx: ShardContext, job: Job): void {
   makePending(ctx, job);
 }
 
-/** Deletes a job in any state, and releases it from its holder. */
-export function removeJob(ctx: ShardContext, job: Job): void {
+/**
+ * Deletes a job in any state. A holder other than `requester` (the connection that asked
+ * for the deletion, 0 for none) has the job revoked.
+ */
+export function removeJob(ctx: ShardContext, job: Job, requester = 0): void {
   if (job.removed) return;
-  if (job.holder !== null) ctx.emitRelease(job.holder.id, job.id);
+  if (job.holder !== null && job.holder.id !== requester) revoke(ctx, job.holder, job);
   releaseHolder(ctx, job);
   job.removed = true;
   job.version++;

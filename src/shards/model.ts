@@ -39,6 +39,12 @@ export interface WorkerConnection {
   subscriptions: Set<Queue>;
   /** The main thread stopped writing to it because its output is over the limit. */
   paused: boolean;
+  /**
+   * Ids of jobs taken back from it (expired lease, deleted by another client). They count
+   * against its prefetch until it reports on them, so a worker still busy with such a job
+   * gets no new push before the reply to its report.
+   */
+  revoked: Set<string>;
   /** Its prefetch is used up by jobs of other shards; set by a bounced push until Credit. */
   awaitingCredit: boolean;
 }
@@ -138,7 +144,7 @@ export class Queue {
     for (let step = 0; step < count; step++) {
       const index = (this.cursor + step) % count;
       const worker = this.workers[index];
-      if (!worker.paused && !worker.awaitingCredit && worker.held.size < prefetch) {
+      if (!worker.paused && !worker.awaitingCredit && worker.held.size + worker.revoked.size < prefetch) {
         this.cursor = (index + 1) % count;
         return worker;
       }

@@ -12,6 +12,7 @@ import {
   removeJob,
   renewLease,
   returnUndelivered,
+  settleRevoked,
   undoLostAttempt,
 } from './lifecycle';
 import { DebugQueue, Op, Request, ShardStats } from './messages';
@@ -52,6 +53,8 @@ function tooLarge(paged: string): string {
  */
 function updateJob(shard: Shard, request: Request): string {
   const [, , connectionId, groupSlug, id, status, username, address] = request as [Op, number, number, string, string, string, string, string];
+  const reporter = shard.connections.get(connectionId);
+  if (reporter !== undefined) settleRevoked(shard, reporter, id);
   if (!JOB_STATES.has(status)) {
     // An error code of the original server is sent bare, without a detail.
     throw new ProtocolError(ErrorCode.UNKNOWN_STATE);
@@ -271,10 +274,10 @@ export const OPERATIONS: Record<number, Operation> = {
   },
   [Op.ListJobs]: listJobs,
   [Op.UpdateJob]: updateJob,
-  [Op.DeleteJob]: (shard, [, , , group, id]) => {
+  [Op.DeleteJob]: (shard, [, , connectionId, group, id]) => {
     const job = shard.group(group).jobs.get(id as string);
     if (job === undefined) throw new ProtocolError(ErrorCode.UNKNOWN_JOB);
-    removeJob(shard, job);
+    removeJob(shard, job, connectionId);
     return Reply.OK;
   },
   [Op.RecurrentJob]: recurrentJob,

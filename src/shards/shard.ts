@@ -103,7 +103,7 @@ export class Shard implements ShardContext {
   connection(id: number, username: string, address: string): WorkerConnection {
     let connection = this.connections.get(id);
     if (connection === undefined) {
-      connection = { id, username, address, held: new Set(), subscriptions: new Set(), paused: false, awaitingCredit: false };
+      connection = { id, username, address, held: new Set(), revoked: new Set(), subscriptions: new Set(), paused: false, awaitingCredit: false };
       this.connections.set(id, connection);
     }
     return connection;

@@ -81,8 +81,10 @@ function currentSession(_ctx: ServerContext, client: Client): string {
   });
 }
 
+/** Lists the sessions of the caller's group; without a group, only the caller's own. */
 function listSessions(ctx: ServerContext, client: Client): string {
   const group = client.session.group;
+  if (group === null) return `[${renderSession(ctx, client)}]`;
   const sessions: string[] = [];
   for (const other of ctx.clients.values()) {
     if (other.session.group === group) sessions.push(renderSession(ctx, other));
