@@ -29,6 +29,8 @@ export class JobatatorServer implements ServerContext, ConnectionHost {
   private tcp: net.Server | undefined;
   private http: http.Server | undefined;
   private readonly connections = new Set<Connection>();
+  /** Every open TCP socket, including ones ended by the server and still half-open. */
+  private readonly sockets = new Set<net.Socket>();
   private nextClientId = 1;
   private inputBytes = 0;
   private stopping: Promise<void> | undefined;
@@ -63,9 +65,12 @@ export class JobatatorServer implements ServerContext, ConnectionHost {
         session.held.set(jobId, group);
         client.output.send(line);
       },
-      onRelease: (connectionId, jobId) => {
-        // The job stays counted until the client reports on it, as in the shard.
-        this.clients.get(connectionId)?.session.revoked.add(jobId);
+      onRelease: (connectionId, jobId, counted) => {
+        const client = this.clients.get(connectionId);
+        if (client === undefined || !client.session.held.has(jobId)) return;
+        // A revoked job stays counted until the client reports on it, as in the shard.
+        if (counted) client.session.revoked.add(jobId);
+        else this.releaseHeld(client, jobId);
       },
     });
   }
@@ -154,6 +159,8 @@ export class JobatatorServer implements ServerContext, ConnectionHost {
       socket.destroy();
       return;
     }
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
     const connection = new Connection(this.newClientId(), socket, this);
     this.connections.add(connection);
     this.clients.set(connection.id, connection);
@@ -170,6 +177,8 @@ export class JobatatorServer implements ServerContext, ConnectionHost {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
     for (const connection of this.connections) connection.destroy();
+    // Sockets the server already ended wait for their peers, which may never close.
+    for (const socket of this.sockets) socket.destroy();
     await Promise.all([closedTcp, closedHttp]);
     await this.shards.close();
     this.logger.info('stopped');

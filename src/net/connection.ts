@@ -27,6 +27,10 @@ export interface ConnectionHost {
  * at most this many times the reply size.
  */
 const MAX_PENDING_REPLIES = 256;
+/** Length of joined unsent output at which it is written at once, in UTF-16 units. */
+const FLUSH_AT_CHARS = 4 * 1024 * 1024;
+/** Time a socket the server ended may stay half-open before it is destroyed. */
+const HALF_OPEN_MS = 5000;
 /** Parsed commands waiting to run, above which the connection stops reading. */
 const MAX_INBOX_COMMANDS = 1024;
 
@@ -174,6 +178,9 @@ export class Connection implements Client {
 
   private write(line: string): void {
     if (this.closed) return;
+    // Joined output is written early past a size, so that many large replies in one turn
+    // never build a string near V8's length limit.
+    if (this.unsent.length + line.length > FLUSH_AT_CHARS) this.writeOut();
     this.unsent += line + '\n';
     if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -181,11 +188,16 @@ export class Connection implements Client {
     }
   }
 
-  private flush(): void {
-    this.flushScheduled = false;
+  private writeOut(): void {
     if (this.unsent.length === 0 || this.closed) return;
     this.socket.write(this.unsent);
     this.unsent = '';
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.unsent.length === 0 || this.closed) return;
+    this.writeOut();
     this.updateFlow();
     if (this.closing) this.endIfDone();
   }
@@ -218,6 +230,8 @@ export class Connection implements Client {
   private endIfDone(): void {
     if (this.closed || this.inbox.length > 0 || this.output.pendingCount > 0 || this.unsent.length > 0) return;
     this.socket.end();
+    // A peer that never closes its side must not keep the descriptor open.
+    setTimeout(() => this.socket.destroy(), HALF_OPEN_MS).unref();
     this.onClose();
   }
 

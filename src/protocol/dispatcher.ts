@@ -27,6 +27,9 @@ const GATEWAY_UNSUPPORTED = new Set(['SUBSCRIBE', 'QUIT', 'STOP_SERVER']);
 
 const FINAL_REPORTS = new Set(['done', 'errored']);
 
+/** Commands whose reply may be as large as max_reply_bytes. */
+const LISTINGS = new Set(['LIST_JOBS', 'LIST_QUEUES']);
+
 /**
  * Runs parsed commands: looks the name up, applies the checks in the original order
  * (unknown command, authentication, group, argument count), then runs the command on the
@@ -66,11 +69,12 @@ export class Dispatcher {
             output.fill(slot, text);
           },
         );
-        // A login changes what the next commands may do, so they wait for it.
-        return command.name === 'AUTH' ? done : undefined;
+        // A login changes what the next commands may do, and DEBUG_JSON may be large, so
+        // the client's next commands wait for them.
+        return command.name === 'AUTH' || command.name === 'DEBUG_JSON' ? done : undefined;
       }
       if (command.name === 'JOB') commandArgs = commandArgs.slice(1);
-      this.sendToShard(client, command, group as string, commandArgs);
+      return this.sendToShard(client, command, group as string, commandArgs);
     } catch (error) {
       if (error instanceof ProtocolError) {
         output.send(error.toReply());
@@ -118,7 +122,12 @@ export class Dispatcher {
     if (!client.session.mayUse(group)) throw new ProtocolError(ErrorCode.FORBIDDEN_GROUP);
   }
 
-  private sendToShard(client: Client, command: CommandSpec, group: string, args: string[]): void {
+  /**
+   * Sends a command to its group's shard. Returns a Promise for listings: a connection runs
+   * its next command only after a listing's reply, so one client has at most one reply of
+   * up to max_reply_bytes in flight.
+   */
+  private sendToShard(client: Client, command: CommandSpec, group: string, args: string[]): Promise<void> | undefined {
     const session = client.session;
     const name = command.name === 'JOB' ? 'UPDATE_JOB' : command.name;
     const op = SHARD_OPS[name];
@@ -159,11 +168,15 @@ export class Dispatcher {
     const shardIndex = this.ctx.shards.shardOf(group);
     session.shards.add(shardIndex);
     const slot = client.output.reserve();
+    let answered: (() => void) | undefined;
+    const barrier = LISTINGS.has(name) ? new Promise<void>((resolve) => (answered = resolve)) : undefined;
     this.ctx.shards.request(group, op, client.id, requestArgs, (value) => {
       const text = typeof value === 'string' ? value : errorReply(ErrorCode.INTERNAL_ERROR, 'unexpected shard reply');
       onReply?.(text);
       client.output.fill(slot, text);
+      answered?.();
     });
+    return barrier;
   }
 
   private internalError(client: Client, command: string, error: unknown): string {

@@ -12,7 +12,7 @@ export interface ShardContext {
   /** Schedules a dispatch round for the queue at the end of the current turn. */
   markDirty(queue: Queue): void;
   emitPush(worker: WorkerConnection, job: Job): void;
-  emitRelease(connectionId: number, jobId: string): void;
+  emitRelease(connectionId: number, jobId: string, counted: boolean): void;
 }
 
 /** Cause of a failed delivery. Each failure counts one attempt. */
@@ -39,6 +39,7 @@ export function publishJob(ctx: ShardContext, queue: Queue, type: string, payloa
     holder: null,
     leaseUntil: 0,
     lostBy: 0,
+    timer: null,
     expiredHolders: null,
     queued: false,
     version: 0,
@@ -60,6 +61,7 @@ export function assignJob(ctx: ShardContext, job: Job, worker: WorkerConnection)
 
 /** Makes `worker` the holder of `job`, as on a push or an `in-progress` report on an unheld job. */
 export function hold(ctx: ShardContext, job: Job, worker: WorkerConnection): void {
+  if (job.queued) job.queue.noteStale();
   job.state = 'in-progress';
   job.holder = worker;
   job.startedAt = ctx.timers.now();
@@ -78,8 +80,22 @@ export function renewLease(ctx: ShardContext, job: Job): void {
   job.leaseUntil = ctx.timers.now() + ctx.settings.leaseMs;
 }
 
+/**
+ * Sets the job's one active timer (lease check, retry or done expiry), cancelling the one
+ * before, so a finished or deleted job is not kept in memory by an old timer.
+ */
+function setJobTimer(ctx: ShardContext, job: Job, due: number, fire: () => void): void {
+  ctx.timers.cancel(job.timer);
+  job.timer = ctx.timers.at(due, fire);
+}
+
+function clearJobTimer(ctx: ShardContext, job: Job): void {
+  ctx.timers.cancel(job.timer);
+  job.timer = null;
+}
+
 function scheduleLeaseCheck(ctx: ShardContext, job: Job, version: number, due: number): void {
-  ctx.timers.at(due, () => {
+  setJobTimer(ctx, job, due, () => {
     if (job.version !== version || job.state !== 'in-progress' || job.holder === null) return;
     if (job.leaseUntil > ctx.timers.now()) {
       // The lease was renewed since this check was set: check again at its new end.
@@ -98,7 +114,7 @@ function scheduleLeaseCheck(ctx: ShardContext, job: Job, version: number, due: n
 /** Takes a job back from its holder, which keeps it counted until it reports on it. */
 function revoke(ctx: ShardContext, holder: WorkerConnection, job: Job): void {
   holder.revoked.add(job.id);
-  ctx.emitRelease(holder.id, job.id);
+  ctx.emitRelease(holder.id, job.id, true);
 }
 
 /** Frees the prefetch slot of a revoked job once its former holder reported on it. */
@@ -118,6 +134,7 @@ function releaseHolder(ctx: ShardContext, job: Job): void {
 
 /** Finishes a job; it stays listed as done for job_timeout, then is deleted. */
 export function finishJob(ctx: ShardContext, job: Job): void {
+  if (job.queued && job.state === 'pending') job.queue.noteStale();
   releaseHolder(ctx, job);
   job.state = 'done';
   job.endedAt = ctx.timers.now();
@@ -128,7 +145,7 @@ export function finishJob(ctx: ShardContext, job: Job): void {
     return;
   }
   const version = job.version;
-  ctx.timers.at(job.endedAt + ctx.settings.jobTimeoutMs, () => {
+  setJobTimer(ctx, job, job.endedAt + ctx.settings.jobTimeoutMs, () => {
     if (job.version === version && !job.removed) removeJob(ctx, job);
   });
 }
@@ -150,12 +167,13 @@ export function failJob(ctx: ShardContext, job: Job, cause: FailureCause): void 
   job.endedAt = ctx.timers.now();
   ctx.store.jobChanged(job.queue.group.slug, job);
   const version = job.version;
-  ctx.timers.at(job.endedAt + delay, () => {
+  setJobTimer(ctx, job, job.endedAt + delay, () => {
     if (job.version === version && job.state === 'errored' && !job.removed) makePending(ctx, job);
   });
 }
 
 function makePending(ctx: ShardContext, job: Job): void {
+  clearJobTimer(ctx, job);
   job.state = 'pending';
   job.queue.addReturned(job);
   ctx.store.jobChanged(job.queue.group.slug, job);
@@ -178,8 +196,13 @@ export function returnUndelivered(ctx: ShardContext, job: Job): void {
  */
 export function removeJob(ctx: ShardContext, job: Job, requester = 0): void {
   if (job.removed) return;
-  if (job.holder !== null && job.holder.id !== requester) revoke(ctx, job.holder, job);
+  if (job.holder !== null) {
+    if (job.holder.id === requester) ctx.emitRelease(requester, job.id, false);
+    else revoke(ctx, job.holder, job);
+  }
   releaseHolder(ctx, job);
+  clearJobTimer(ctx, job);
+  if (job.queued && job.state === 'pending') job.queue.noteStale();
   job.removed = true;
   job.version++;
   job.queue.jobs.delete(job.id);

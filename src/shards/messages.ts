@@ -56,14 +56,18 @@ export const enum Out {
   Reply = 0,
   /** `[Push, connectionId, line, jobId, group]`: a job pushed to a worker. */
   Push = 1,
-  /** `[Release, connectionId, jobId]`: the job is no longer reserved for the connection. */
+  /**
+   * `[Release, connectionId, jobId, counted]`: the job is no longer reserved for the
+   * connection. With `counted`, it was revoked and still counts against the connection's
+   * prefetch until the connection reports on it.
+   */
   Release = 2,
 }
 
 export type Output =
   | [Out.Reply, number, unknown]
   | [Out.Push, number, string, string, string]
-  | [Out.Release, number, string];
+  | [Out.Release, number, string, boolean];
 
 /**
  * A shard-to-main message: `[answersBatch, outputs]`. `answersBatch` is true for the reply

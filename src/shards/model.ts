@@ -1,6 +1,7 @@
 import Denque from 'denque';
 import { Heap } from 'heap-js';
 import { Schedule } from './cron';
+import type { TimerEntry } from './timers';
 
 export type JobState = 'pending' | 'in-progress' | 'errored' | 'done';
 
@@ -19,6 +20,8 @@ export interface Job {
   /** Connection holding the job while in progress, else null. */
   holder: WorkerConnection | null;
   leaseUntil: number;
+  /** The job's active timer: lease check, retry or done expiry. */
+  timer: TimerEntry | null;
   /** Connection whose loss counted the last attempt, or 0; see undoLostAttempt. */
   lostBy: number;
   /** Connections whose lease on this job was taken back, so their late reports are refused. */
@@ -57,10 +60,15 @@ export interface RecurrentEntry {
   schedule: Schedule;
   /** Bumped when the expression changes or the entry is deleted, to drop older timers. */
   version: number;
+  /** Timer of the next run. */
+  timer: TimerEntry | null;
   deleted: boolean;
 }
 
 const bySeq = (a: Job, b: Job): number => a.seq - b.seq;
+
+/** Stale pending entries a queue may carry before they are compacted away. */
+const MIN_STALE_FOR_COMPACTION = 1024;
 
 export class Queue {
   readonly jobs = new Map<string, Job>();
@@ -72,6 +80,8 @@ export class Queue {
   readonly recurrent = new Map<string, RecurrentEntry>();
   /** Next index in `workers` for round-robin delivery. */
   private cursor = 0;
+  /** Entries whose job left the pending state while queued; see noteStale. */
+  private stale = 0;
 
   constructor(
     readonly id: string,
@@ -111,6 +121,28 @@ export class Queue {
 
   hasPending(): boolean {
     return this.freshHead() !== undefined || this.returnedHead() !== undefined;
+  }
+
+  /**
+   * Records that a queued job left the pending state. Stale entries are dropped lazily at
+   * the head, which never happens on a queue without workers, so once they outnumber the
+   * valid ones the structures are rebuilt without them.
+   */
+  noteStale(): void {
+    this.stale++;
+    const entries = this.fresh.length + this.returned.size();
+    if (this.stale < MIN_STALE_FOR_COMPACTION || this.stale * 2 <= entries) return;
+    const keep = (job: Job): boolean => {
+      if (!Queue.isStale(job)) return true;
+      job.queued = false;
+      return false;
+    };
+    const fresh = this.fresh.toArray().filter(keep);
+    const returned = this.returned.toArray().filter(keep);
+    this.fresh.clear();
+    for (const job of fresh) this.fresh.push(job);
+    this.returned.init(returned);
+    this.stale = 0;
   }
 
   /** Entries go stale when their job is taken, finished or removed while queued. */

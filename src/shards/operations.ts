@@ -137,7 +137,7 @@ function recurrentJob(shard: Shard, request: Request): string {
     shard.store.recurrentChanged(groupSlug, existing);
     return okWithId(existing.id);
   }
-  const entry: RecurrentEntry = { id: group.nextEntryId++, queue, type, expression, schedule, version: 0, deleted: false };
+  const entry: RecurrentEntry = { id: group.nextEntryId++, queue, type, expression, schedule, version: 0, deleted: false, timer: null };
   queue.recurrent.set(type, entry);
   group.recurrent.set(entry.id, entry);
   shard.store.recurrentChanged(groupSlug, entry);
@@ -151,14 +151,17 @@ function scheduleRecurrent(shard: Shard, entry: RecurrentEntry): void {
   const next = entry.schedule.nextAfter(shard.timers.now());
   if (next === null) return;
   const version = entry.version;
-  shard.timers.at(next, () => {
+  shard.timers.cancel(entry.timer);
+  entry.timer = shard.timers.at(next, () => {
     if (entry.deleted || entry.version !== version) return;
     publishJob(shard, entry.queue, entry.type, '');
     scheduleRecurrent(shard, entry);
   });
 }
 
-function deleteRecurrent(entry: RecurrentEntry, group: Group): void {
+function deleteRecurrent(shard: Shard, entry: RecurrentEntry, group: Group): void {
+  shard.timers.cancel(entry.timer);
+  entry.timer = null;
   entry.deleted = true;
   entry.version++;
   entry.queue.recurrent.delete(entry.type);
@@ -174,7 +177,7 @@ function deleteRecurrentJob(shard: Shard, request: Request): string {
   const group = shard.group(groupSlug);
   const entry = group.recurrent.get(Number(idText));
   if (entry === undefined) throw new ProtocolError(ErrorCode.UNKNOWN_RECURRENT_JOB);
-  deleteRecurrent(entry, group);
+  deleteRecurrent(shard, entry, group);
   shard.store.recurrentRemoved(groupSlug, entry);
   return Reply.OK;
 }
@@ -182,11 +185,11 @@ function deleteRecurrentJob(shard: Shard, request: Request): string {
 function deleteQueue(shard: Shard, request: Request): string {
   const group = shard.group(request[3]);
   const queue = existingQueue(group, request[4] as string);
-  for (const job of [...queue.jobs.values()]) removeJob(shard, job);
+  for (const job of [...queue.jobs.values()]) removeJob(shard, job, request[2]);
   for (const worker of queue.workers) worker.subscriptions.delete(queue);
   queue.workers.length = 0;
   for (const entry of [...queue.recurrent.values()]) {
-    deleteRecurrent(entry, group);
+    deleteRecurrent(shard, entry, group);
     shard.store.recurrentRemoved(group.slug, entry);
   }
   queue.clearPending();
@@ -260,9 +263,9 @@ export const OPERATIONS: Record<number, Operation> = {
     return list.toString();
   },
   [Op.DeleteQueue]: deleteQueue,
-  [Op.PurgeJobs]: (shard, [, , , group, slug]) => {
+  [Op.PurgeJobs]: (shard, [, , connectionId, group, slug]) => {
     const queue = existingQueue(shard.group(group), slug as string);
-    for (const job of [...queue.jobs.values()]) removeJob(shard, job);
+    for (const job of [...queue.jobs.values()]) removeJob(shard, job, connectionId);
     queue.clearPending();
     return Reply.OK;
   },
@@ -317,6 +320,8 @@ export const OPERATIONS: Record<number, Operation> = {
       return undefined;
     }
     worker.awaitingCredit = true;
+    // The connection never saw this job, so a revocation of it meanwhile must not count.
+    settleRevoked(shard, worker, jobId as string);
     if (job !== undefined && job.holder === worker) returnUndelivered(shard, job);
     return undefined;
   },

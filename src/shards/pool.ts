@@ -13,7 +13,7 @@ export type ReplySink = (value: unknown) => void;
 
 export interface ShardEvents {
   onPush(connectionId: number, line: string, jobId: string, group: string): void;
-  onRelease(connectionId: number, jobId: string): void;
+  onRelease(connectionId: number, jobId: string, counted: boolean): void;
 }
 
 /** Plain string messages that are not batches. */
@@ -233,7 +233,7 @@ export class ShardPool {
         this.events.onPush(output[1], output[2], output[3], output[4]);
         break;
       case Out.Release:
-        this.events.onRelease(output[1], output[2]);
+        this.events.onRelease(output[1], output[2], output[3]);
         break;
     }
   }

@@ -15,6 +15,12 @@ import { Timers } from './timers';
  * runs the requests of each batch in order, then one dispatch round for the queues that
  * changed, and answers the batch with one message holding the replies, pushes and releases.
  */
+/**
+ * Reply characters after which a batch's outputs so far are sent at once, so one batch of
+ * large listings never builds a message of many times max_reply_bytes.
+ */
+const EARLY_SEND_CHARS = 32 * 1024 * 1024;
+
 export class Shard implements ShardContext {
   readonly settings: ShardSettings;
   readonly timers: Timers;
@@ -24,6 +30,8 @@ export class Shard implements ShardContext {
   readonly connections = new Map<number, WorkerConnection>();
   private readonly dirty = new Set<Queue>();
   private outputs: Output[] = [];
+  /** Length of the reply strings in `outputs`, to send large answers in parts. */
+  private outputChars = 0;
   /** True while a batch runs; timers fired by ADVANCE_CLOCK then answer with the batch. */
   private inBatch = false;
 
@@ -64,7 +72,19 @@ export class Shard implements ShardContext {
         reply = errorReply(ErrorCode.INTERNAL_ERROR, 'the request failed inside the server; see the server log');
       }
     }
-    if (requestId !== 0) this.outputs.push([Out.Reply, requestId, reply]);
+    if (requestId === 0) return;
+    this.outputs.push([Out.Reply, requestId, reply]);
+    if (typeof reply === 'string') this.outputChars += reply.length;
+    if (this.outputChars > EARLY_SEND_CHARS) this.sendOutputs(false);
+  }
+
+  /** Sends the outputs collected so far in one message. */
+  private sendOutputs(answersBatch: boolean): void {
+    const message: ShardMessage = [answersBatch, this.outputs];
+    this.outputs = [];
+    this.outputChars = 0;
+    const bytes = encode(message);
+    this.port.postMessage(bytes, [bytes.buffer]);
   }
 
   /** Runs the dispatch rounds this turn asked for and sends what the turn produced. */
@@ -75,10 +95,7 @@ export class Shard implements ShardContext {
       dispatchQueue(this, queue);
     }
     if (!answersBatch && this.outputs.length === 0) return;
-    const message: ShardMessage = [answersBatch, this.outputs];
-    this.outputs = [];
-    const bytes = encode(message);
-    this.port.postMessage(bytes, [bytes.buffer]);
+    this.sendOutputs(answersBatch);
   }
 
   markDirty(queue: Queue): void {
@@ -89,8 +106,8 @@ export class Shard implements ShardContext {
     this.outputs.push([Out.Push, worker.id, renderPush(job), job.id, job.queue.group.slug]);
   }
 
-  emitRelease(connectionId: number, jobId: string): void {
-    this.outputs.push([Out.Release, connectionId, jobId]);
+  emitRelease(connectionId: number, jobId: string, counted: boolean): void {
+    this.outputs.push([Out.Release, connectionId, jobId, counted]);
   }
 
   group(slug: string): Group {

@@ -1,10 +1,14 @@
 import { Heap } from 'heap-js';
 
-interface TimerEntry {
+/** A scheduled timer; `cancel` drops its callback, and with it what the callback references. */
+export interface TimerEntry {
   due: number;
   order: number;
-  fire: () => void;
+  fire: (() => void) | null;
 }
+
+/** Cancelled entries the heap may carry before it is rebuilt without them. */
+const MIN_CANCELLED_FOR_COMPACTION = 1024;
 
 /** Longest delay setTimeout accepts (2^31 - 1 ms); later deadlines are re-armed when it fires. */
 const MAX_TIMEOUT_MS = 2_147_483_647;
@@ -20,6 +24,7 @@ export class Timers {
   private readonly heap = new Heap<TimerEntry>((a, b) => a.due - b.due || a.order - b.order);
   private handle: NodeJS.Timeout | undefined;
   private armedFor = Infinity;
+  private cancelled = 0;
 
   constructor(
     /** Called after a round of due timers has fired. */
@@ -33,9 +38,27 @@ export class Timers {
   }
 
   /** Runs `fire` once the clock reaches `due` (epoch milliseconds on this clock). */
-  at(due: number, fire: () => void): void {
-    this.heap.push({ due, order: this.order++, fire });
+  at(due: number, fire: () => void): TimerEntry {
+    const entry: TimerEntry = { due, order: this.order++, fire };
+    this.heap.push(entry);
     if (due < this.armedFor) this.arm();
+    return entry;
+  }
+
+  /**
+   * Cancels a timer. The entry stays in the heap until it is due or until cancelled
+   * entries outnumber live ones, when the heap is rebuilt, so memory follows live timers.
+   */
+  cancel(entry: TimerEntry | null): void {
+    if (entry === null || entry.fire === null) return;
+    entry.fire = null;
+    this.cancelled++;
+    const size = this.heap.size();
+    if (this.cancelled >= MIN_CANCELLED_FOR_COMPACTION && this.cancelled * 2 > size) {
+      const live = this.heap.toArray().filter((item) => item.fire !== null);
+      this.heap.init(live);
+      this.cancelled = 0;
+    }
   }
 
   /** Moves the clock forward and fires what became due. */
@@ -74,9 +97,15 @@ export class Timers {
       const next = this.heap.peek();
       if (next === undefined || next.due > now) break;
       this.heap.pop();
+      const fire = next.fire;
+      if (fire === null) {
+        this.cancelled = Math.max(0, this.cancelled - 1);
+        continue;
+      }
+      next.fire = null;
       fired = true;
       try {
-        next.fire();
+        fire();
       } catch (error) {
         this.onError(error);
       }
