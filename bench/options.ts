@@ -1,0 +1,179 @@
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import { BROKER_NAMES, BrokerName } from './brokers';
+
+export const WORKLOAD_NAMES = ['publish', 'end-to-end', 'latency', 'memory', 'isolation', 'scaling'] as const;
+export type WorkloadName = (typeof WORKLOAD_NAMES)[number];
+
+export interface BenchOptions {
+  workloads: WorkloadName[];
+  brokers: BrokerName[];
+  runs: number;
+  warmup: boolean;
+  publishJobs: number;
+  endToEndJobs: number;
+  latencyRate: number;
+  latencySeconds: number;
+  memoryJobs: number;
+  isolationRate: number;
+  isolationSeconds: number;
+  /** Flood rate in jobs/s; null measures the flooded group's maximum and uses 80% of it. */
+  floodRate: number | null;
+  isolationProbeJobs: number;
+  scalingJobs: number;
+  scalingShards: number[];
+  /** Time the memory workload waits after the last confirmation before it reads RSS. */
+  memorySettleMs: number;
+  /** Jobatator's shard threads in every workload but isolation and scaling. */
+  shards: number;
+  prefetch: number;
+  connections: number;
+  inflight: number;
+  timeoutSeconds: number;
+  output: string | null;
+  svg: string | null;
+  json: string | null;
+  note: string | null;
+  /** A results JSON file to render as the page and chart, instead of running anything. */
+  render: string | null;
+  smoke: boolean;
+}
+
+export const USAGE = `Usage: npm run bench -- [options]
+Runs the workloads against each broker, prints one progress line per run, and writes the
+results page. Peers (every broker but jobatator and ceiling) need bench/setup first.
+
+  --workloads LIST        comma-separated, from: ${WORKLOAD_NAMES.join(', ')} (all)
+  --brokers LIST          comma-separated, from: ${BROKER_NAMES.join(', ')} (all)
+  --runs N                measured runs per figure; figures are their median (3)
+  --no-warmup             skip the untimed run at a tenth of the size before the measured runs
+  --publish-jobs N        jobs of the publish workload (200000)
+  --end-to-end-jobs N     jobs of the end-to-end workload (100000)
+  --latency-rate N        jobs/s of the latency workload (2000)
+  --latency-seconds N     duration of the latency workload in seconds (20)
+  --memory-jobs N         pending jobs of the memory workload (1000000)
+  --isolation-rate N      jobs/s of the light group in the isolation workload (500)
+  --isolation-seconds N   duration of each isolation measurement in seconds (20)
+  --flood-rate N          jobs/s of the flooded group; default 80% of its measured maximum
+                          (2000 with --smoke)
+  --isolation-probe-jobs N  jobs of the end-to-end run that measures that maximum (50000)
+  --scaling-jobs N        jobs of each scaling run (100000)
+  --scaling-shards LIST   comma-separated shard counts of the scaling workload (1,2,4)
+  --shards N              Jobatator's shards elsewhere (CPU count - 1, at least 1)
+  --prefetch N            unfinished jobs each worker holds, on every broker (16)
+  --connections N         publisher connections, and worker connections (4)
+  --inflight N            requests in flight per publisher connection (64)
+  --timeout-seconds N     limit of one run, after which it counts as failed (600)
+  --output FILE           results page to write (bench/RESULTS.md; none with --smoke)
+  --svg FILE              chart to write (results.svg beside the page)
+  --json FILE             raw results as JSON (none)
+  --note TEXT             paragraph to put at the top of the results
+  --render FILE           write the page and chart from a --json file of an earlier run,
+                          without running anything
+  --smoke                 a few hundred jobs per workload, Jobatator and the ceiling only,
+                          one run, no warm-up, a 0.1 s memory settle time: checks that
+                          the harness works
+  --help                  show this text
+`;
+
+function integer(name: string, text: string, min: number): number {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < min) throw new Error(`--${name} must be an integer of at least ${min}, got "${text}"`);
+  return value;
+}
+
+function positiveNumber(name: string, text: string): number {
+  const value = Number(text);
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name} must be a number above 0, got "${text}"`);
+  return value;
+}
+
+/** Returns the flood rate option; without it, smoke mode floods at a fixed 2,000 jobs/s and a real run measures. */
+function floodRate(text: string | undefined, smoke: boolean): number | null {
+  if (text !== undefined) return integer('flood-rate', text, 1);
+  return smoke ? 2000 : null;
+}
+
+function list<T extends string>(name: string, text: string, allowed: readonly T[]): T[] {
+  const items = text.split(',').map((item) => item.trim()).filter((item) => item !== '');
+  for (const item of items) {
+    if (!allowed.includes(item as T)) throw new Error(`--${name}: unknown "${item}"; expected some of ${allowed.join(', ')}`);
+  }
+  if (items.length === 0) throw new Error(`--${name} is empty`);
+  return items as T[];
+}
+
+/** Parses the command line; returns null after printing the usage for --help. */
+export function parseOptions(argv: string[], defaultOutput: string): BenchOptions | null {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      help: { type: 'boolean' },
+      smoke: { type: 'boolean' },
+      'no-warmup': { type: 'boolean' },
+      workloads: { type: 'string' },
+      brokers: { type: 'string' },
+      runs: { type: 'string' },
+      'publish-jobs': { type: 'string' },
+      'end-to-end-jobs': { type: 'string' },
+      'latency-rate': { type: 'string' },
+      'latency-seconds': { type: 'string' },
+      'memory-jobs': { type: 'string' },
+      'isolation-rate': { type: 'string' },
+      'isolation-seconds': { type: 'string' },
+      'flood-rate': { type: 'string' },
+      'isolation-probe-jobs': { type: 'string' },
+      'scaling-jobs': { type: 'string' },
+      'scaling-shards': { type: 'string' },
+      shards: { type: 'string' },
+      prefetch: { type: 'string' },
+      connections: { type: 'string' },
+      inflight: { type: 'string' },
+      'timeout-seconds': { type: 'string' },
+      output: { type: 'string' },
+      svg: { type: 'string' },
+      json: { type: 'string' },
+      note: { type: 'string' },
+      render: { type: 'string' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return null;
+  }
+  const smoke = values.smoke === true;
+  // The smoke preset: small enough for the test suite, large enough to cross every code path.
+  const defaults = smoke
+    ? { runs: '1', publish: '400', endToEnd: '400', latencyRate: '1000', latencySeconds: '0.3', memory: '400', isolationRate: '1000', isolationSeconds: '0.3', probe: '400', scaling: '400', scalingShards: '1,2', brokers: 'jobatator,ceiling' }
+    : { runs: '3', publish: '200000', endToEnd: '100000', latencyRate: '2000', latencySeconds: '20', memory: '1000000', isolationRate: '500', isolationSeconds: '20', probe: '50000', scaling: '100000', scalingShards: '1,2,4', brokers: BROKER_NAMES.join(',') };
+  const output = values.output ?? (smoke ? null : defaultOutput);
+  return {
+    workloads: list('workloads', values.workloads ?? WORKLOAD_NAMES.join(','), WORKLOAD_NAMES),
+    brokers: list('brokers', values.brokers ?? defaults.brokers, BROKER_NAMES),
+    runs: integer('runs', values.runs ?? defaults.runs, 1),
+    warmup: !smoke && values['no-warmup'] !== true,
+    publishJobs: integer('publish-jobs', values['publish-jobs'] ?? defaults.publish, 1),
+    endToEndJobs: integer('end-to-end-jobs', values['end-to-end-jobs'] ?? defaults.endToEnd, 1),
+    latencyRate: integer('latency-rate', values['latency-rate'] ?? defaults.latencyRate, 1),
+    latencySeconds: positiveNumber('latency-seconds', values['latency-seconds'] ?? defaults.latencySeconds),
+    memoryJobs: integer('memory-jobs', values['memory-jobs'] ?? defaults.memory, 1),
+    isolationRate: integer('isolation-rate', values['isolation-rate'] ?? defaults.isolationRate, 1),
+    isolationSeconds: positiveNumber('isolation-seconds', values['isolation-seconds'] ?? defaults.isolationSeconds),
+    floodRate: floodRate(values['flood-rate'], smoke),
+    isolationProbeJobs: integer('isolation-probe-jobs', values['isolation-probe-jobs'] ?? defaults.probe, 1),
+    scalingJobs: integer('scaling-jobs', values['scaling-jobs'] ?? defaults.scaling, 1),
+    scalingShards: (values['scaling-shards'] ?? defaults.scalingShards).split(',').map((text) => integer('scaling-shards', text.trim(), 1)),
+    memorySettleMs: smoke ? 100 : 1000,
+    shards: integer('shards', values.shards ?? String(Math.max(1, os.availableParallelism() - 1)), 1),
+    prefetch: integer('prefetch', values.prefetch ?? '16', 1),
+    connections: integer('connections', values.connections ?? '4', 1),
+    inflight: integer('inflight', values.inflight ?? '64', 1),
+    timeoutSeconds: integer('timeout-seconds', values['timeout-seconds'] ?? '600', 1),
+    output,
+    svg: values.svg ?? (output === null ? null : output.replace(/[^/]*$/, 'results.svg')),
+    json: values.json ?? null,
+    note: values.note ?? null,
+    render: values.render ?? null,
+    smoke,
+  };
+}

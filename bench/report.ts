@@ -1,0 +1,334 @@
+/**
+ * Turns the recorded runs into the results page (Markdown) and its chart (SVG). The page
+ * keeps any text outside its generated block, so notes written by hand survive a new run.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { BrokerName } from './brokers';
+import { ChartPanel, renderChart } from './chart';
+import { MachineInfo } from './machine';
+import { BenchOptions, WORKLOAD_NAMES, WorkloadName } from './options';
+import { PAYLOAD_BYTES } from './payload';
+import { Spread, spread } from './stats';
+import { RunRecord } from './workloads';
+
+export interface Results {
+  startedAt: string;
+  finishedAt: string;
+  command: string;
+  machine: MachineInfo;
+  options: BenchOptions;
+  runs: RunRecord[];
+}
+
+/** The runs of one broker (and variant) in one workload, with the spread of each figure. */
+export interface Row {
+  broker: BrokerName;
+  variant: string;
+  figures: Record<string, Spread>;
+  runs: number;
+  errors: string[];
+}
+
+interface Column {
+  key: string;
+  label: string;
+  format: (value: number) => string;
+}
+
+interface RatioColumn {
+  key: string;
+  label: string;
+}
+
+interface Table {
+  title: string;
+  describe: (options: BenchOptions) => string;
+  columns: Column[];
+  /**
+   * `jobatator`: Jobatator's median divided by the row's median, for comparing with peers.
+   * `first-row`: the row's median divided by the first row's, for comparing settings.
+   */
+  ratioMode: 'jobatator' | 'first-row';
+  ratios: RatioColumn[];
+}
+
+const integer = (value: number): string => (Number.isFinite(value) ? Math.round(value).toLocaleString('en-US') : 'n/a');
+const decimal = (digits: number) => (value: number): string => (Number.isFinite(value) ? value.toFixed(digits) : 'n/a');
+/** Milliseconds with two decimals, or whole with thousands separators from 100 ms up. */
+const ms = (value: number): string => {
+  if (!Number.isFinite(value)) return 'n/a';
+  return value < 100 ? value.toFixed(2) : integer(value);
+};
+const micros = (value: number): string => {
+  if (!Number.isFinite(value)) return 'n/a';
+  return value < 10 ? value.toFixed(2) : value.toFixed(1);
+};
+
+const JOBS_PER_S: Column = { key: 'jobs_per_s', label: 'jobs/s', format: integer };
+const CPU: Column = { key: 'cpu_us_per_job', label: 'broker CPU µs/job', format: micros };
+const CLIENT_CPU: Column = { key: 'client_cpu_us_per_job', label: 'client CPU µs/job', format: micros };
+const MAIN_THREAD: Column = { key: 'main_thread_util_pct', label: 'main thread %', format: decimal(0) };
+const OTHER_THREAD: Column = { key: 'busiest_other_thread_util_pct', label: 'busiest other thread %', format: decimal(0) };
+const OTHER_LOAD: Column = { key: 'other_cpu_pct', label: 'other load %', format: decimal(0) };
+
+export const TABLES: Record<WorkloadName, Table> = {
+  publish: {
+    title: 'Publish',
+    describe: (o) =>
+      `${integer(o.publishJobs)} jobs over ${o.connections} connections with ${o.inflight} requests in flight each, no workers. ` +
+      'Jobs/s counts from the first request to the last confirmation.',
+    columns: [JOBS_PER_S, CPU, CLIENT_CPU, MAIN_THREAD, OTHER_LOAD],
+    ratioMode: 'jobatator',
+    ratios: [
+      { key: 'jobs_per_s', label: 'Jobatator ÷ row, jobs/s' },
+      { key: 'cpu_us_per_job', label: 'Jobatator ÷ row, CPU/job' },
+    ],
+  },
+  'end-to-end': {
+    title: 'End to end',
+    describe: (o) =>
+      `${integer(o.endToEndJobs)} jobs from ${o.connections} publishers (${o.inflight} in flight each) to ${o.connections} workers ` +
+      `that hold up to ${o.prefetch} jobs each and finish every job. Jobs/s counts from the first publish to the last delivery.`,
+    columns: [JOBS_PER_S, CPU, { key: 'duplicates', label: 'duplicates', format: integer }, { key: 'lost', label: 'lost', format: integer }, CLIENT_CPU, MAIN_THREAD, OTHER_LOAD],
+    ratioMode: 'jobatator',
+    ratios: [
+      { key: 'jobs_per_s', label: 'Jobatator ÷ row, jobs/s' },
+      { key: 'cpu_us_per_job', label: 'Jobatator ÷ row, CPU/job' },
+    ],
+  },
+  latency: {
+    title: 'Latency',
+    describe: (o) =>
+      `${integer(o.latencyRate)} jobs/s for ${o.latencySeconds} s, paced over ${o.connections} publishers, ${o.connections} workers. ` +
+      'Latency runs from the time a job was due to be published to its delivery to a worker, so a publisher held back by the broker counts too.',
+    columns: [
+      { key: 'p50_ms', label: 'p50 ms', format: ms },
+      { key: 'p99_ms', label: 'p99 ms', format: ms },
+      { key: 'max_ms', label: 'max ms', format: ms },
+      { key: 'jobs_per_s', label: 'jobs/s reached', format: integer },
+      CPU,
+      OTHER_LOAD,
+    ],
+    ratioMode: 'jobatator',
+    ratios: [
+      { key: 'p99_ms', label: 'Jobatator ÷ row, p99' },
+      { key: 'cpu_us_per_job', label: 'Jobatator ÷ row, CPU/job' },
+    ],
+  },
+  memory: {
+    title: 'Memory',
+    describe: (o) =>
+      `${integer(o.memoryJobs)} pending jobs of ${PAYLOAD_BYTES} bytes published into a freshly started broker, no workers. ` +
+      'Bytes/job is the growth of the resident memory (VmRSS of all its processes) from before the first publish to one second after the last confirmation, divided by the jobs.',
+    columns: [
+      { key: 'bytes_per_job', label: 'bytes/job', format: integer },
+      { key: 'rss_before_mib', label: 'RSS before MiB', format: decimal(1) },
+      { key: 'rss_after_mib', label: 'RSS after MiB', format: decimal(1) },
+      CPU,
+      OTHER_LOAD,
+    ],
+    ratioMode: 'jobatator',
+    ratios: [{ key: 'bytes_per_job', label: 'Jobatator ÷ row, bytes/job' }],
+  },
+  isolation: {
+    title: 'Isolation',
+    describe: (o) =>
+      `Jobatator with shards: 2 and two groups pinned to different shards. The light group publishes ${o.isolationRate} jobs/s for ` +
+      `${o.isolationSeconds} s with ${o.connections} workers, first alone, then while the other group is flooded ` +
+      `(${o.floodRate === null ? '80% of the maximum it reached alone, end to end' : `${o.floodRate} jobs/s`}) with its own workers.`,
+    columns: [
+      { key: 'p99_alone_ms', label: 'light p99 alone ms', format: ms },
+      { key: 'p99_flooded_ms', label: 'light p99 flooded ms', format: ms },
+      { key: 'p99_ratio', label: 'flooded ÷ alone', format: decimal(2) },
+      { key: 'max_flooded_ms', label: 'light max flooded ms', format: ms },
+      { key: 'flood_target_jobs_per_s', label: 'flood target jobs/s', format: integer },
+      { key: 'flood_jobs_per_s', label: 'flood reached jobs/s', format: integer },
+      OTHER_LOAD,
+    ],
+    ratioMode: 'jobatator',
+    ratios: [],
+  },
+  scaling: {
+    title: 'Scaling',
+    describe: (o) =>
+      `${integer(o.scalingJobs)} jobs end to end over 8 groups pinned round-robin to the shards, one publisher and one worker ` +
+      'connection per group. The thread columns give CPU time as a share of one core over the run.',
+    columns: [JOBS_PER_S, CPU, MAIN_THREAD, OTHER_THREAD, CLIENT_CPU, OTHER_LOAD],
+    ratioMode: 'first-row',
+    ratios: [
+      { key: 'jobs_per_s', label: 'row ÷ first row, jobs/s' },
+      { key: 'cpu_us_per_job', label: 'row ÷ first row, CPU/job' },
+    ],
+  },
+};
+
+/** Groups the runs of a workload by broker and variant, in the order they ran. */
+export function rowsOf(runs: RunRecord[], workload: WorkloadName): Row[] {
+  const groups = new Map<string, RunRecord[]>();
+  for (const record of runs) {
+    if (record.workload !== workload) continue;
+    const key = `${record.broker}\u0000${record.variant}`;
+    const list = groups.get(key) ?? [];
+    list.push(record);
+    groups.set(key, list);
+  }
+  return [...groups.values()].map((records) => {
+    const keys = new Set(records.flatMap((record) => Object.keys(record.figures)));
+    const figures: Record<string, Spread> = {};
+    for (const key of keys) {
+      const values = records.map((record) => record.figures[key]).filter((value) => value !== undefined && Number.isFinite(value));
+      if (values.length > 0) figures[key] = spread(values);
+    }
+    return {
+      broker: records[0].broker,
+      variant: records[0].variant,
+      figures,
+      runs: records.length,
+      errors: records.filter((record) => record.error !== undefined).map((record) => `run ${record.run}: ${record.error}`),
+    };
+  });
+}
+
+function cell(value: Spread | undefined, format: (value: number) => string, runs: number): string {
+  if (value === undefined) return 'n/a';
+  if (runs <= 1 || value.min === value.max) return format(value.median);
+  return `${format(value.median)} (${format(value.min)}–${format(value.max)})`;
+}
+
+/** Formats the ratio of two medians with two significant digits, or at least two decimals. */
+function ratioCell(numerator: Spread | undefined, denominator: Spread | undefined): string {
+  if (numerator === undefined || denominator === undefined || denominator.median === 0) return 'n/a';
+  const ratio = numerator.median / denominator.median;
+  if (!Number.isFinite(ratio)) return 'n/a';
+  return `${ratio >= 0.1 ? ratio.toFixed(2) : ratio.toPrecision(2)}x`;
+}
+
+function rowLabel(row: Row): string {
+  return row.variant === '' ? row.broker : `${row.broker}, ${row.variant}`;
+}
+
+function renderTable(table: Table, rows: Row[]): string {
+  const jobatator = rows.find((row) => row.broker === 'jobatator');
+  const header = ['broker', ...table.columns.map((column) => column.label), ...table.ratios.map((ratio) => ratio.label)];
+  const lines = [`| ${header.join(' | ')} |`, `|${header.map((_, index) => (index === 0 ? ' --- ' : ' ---: ')).join('|')}|`];
+  for (const row of rows) {
+    const cells = [rowLabel(row), ...table.columns.map((column) => cell(row.figures[column.key], column.format, row.runs))];
+    for (const ratio of table.ratios) {
+      if (table.ratioMode === 'jobatator') {
+        cells.push(row === jobatator ? '—' : ratioCell(jobatator?.figures[ratio.key], row.figures[ratio.key]));
+      } else {
+        cells.push(row === rows[0] ? '—' : ratioCell(row.figures[ratio.key], rows[0].figures[ratio.key]));
+      }
+    }
+    lines.push(`| ${cells.join(' | ')} |`);
+  }
+  return lines.join('\n');
+}
+
+function renderMachine(results: Results): string {
+  const { machine } = results;
+  const versions = Object.entries(machine.versions)
+    .map(([name, version]) => `${name} ${version}`)
+    .join(', ');
+  return [
+    `- CPU: ${machine.cpuModel}${machine.cpuMHz === null ? '' : ` at ${machine.cpuMHz} MHz`}, ${machine.cores} cores (load generator and brokers share them)`,
+    `- Memory: ${machine.memoryGiB} GiB`,
+    `- OS: ${machine.kernel}; Node.js ${machine.node}`,
+    `- Peers and clients: ${versions}`,
+  ].join('\n');
+}
+
+function renderSettings(options: BenchOptions): string {
+  return [
+    `- Payload: ${PAYLOAD_BYTES}-byte JSON objects; ${options.runs} measured run(s) per figure${options.warmup ? ', after one untimed warm-up run at a tenth of the size' : ', no warm-up'}.`,
+    `- Jobatator: in memory, \`shards: ${options.shards}\` unless the table says otherwise, \`prefetch: ${options.prefetch}\`, \`job_timeout: 0\` (a finished job is deleted at once, as the peers do).`,
+    `- beanstalkd-memory: beanstalkd without a binlog. beanstalkd-binlog: with \`-b DIR\` and its default fsync, at most once every 50 ms. Workers keep ${options.prefetch} \`reserve\` commands outstanding.`,
+    `- rabbitmq: a durable classic queue, persistent messages, publisher confirms, manual acks, \`prefetch ${options.prefetch}\` (amqplib).`,
+    `- bullmq: BullMQ workers with \`concurrency: ${options.prefetch}\` on Redis without persistence; jobs are removed on completion. The CPU counted is Redis's.`,
+    '- ceiling: a bare Node.js TCP server that replies to every line with a fixed `OK#` line, driven by the Jobatator publisher code.',
+  ].join('\n');
+}
+
+/** Returns the figures as Markdown: machine, settings, one table per workload, the chart and failed runs. */
+export function renderResults(results: Results, chartFile: string | null): string {
+  const { options } = results;
+  const parts: string[] = [];
+  if (options.note !== null) parts.push(options.note, '');
+  parts.push(
+    `Measured ${results.startedAt} to ${results.finishedAt} with \`${results.command}\`.`,
+    '',
+    'Each cell is the median of the runs, with the minimum and maximum in brackets. Broker CPU is the user and system time of the broker\'s processes ' +
+      '(every thread and child process, from /proc), divided by the jobs of the run. Client CPU is the same for the load generator processes. ' +
+      'A ratio column divides medians measured in this same invocation. Main thread % is the CPU time of the broker\'s main thread as a share of one core over the run. ' +
+      'Other load % estimates, from /proc/stat, the CPU time that programs other than the broker and the load generators used during the run, as a share of one core: ' +
+      'a high value means that something else competed for the cores and the run is less trustworthy.',
+    '',
+    '## Machine',
+    '',
+    renderMachine(results),
+    '',
+    '## Settings',
+    '',
+    renderSettings(options),
+  );
+  if (chartFile !== null) parts.push('', `![Throughput and p99 latency per broker](${chartFile})`);
+  const failures: string[] = [];
+  for (const workload of WORKLOAD_NAMES) {
+    const rows = rowsOf(results.runs, workload);
+    if (rows.length === 0) continue;
+    const table = TABLES[workload];
+    parts.push('', `## ${table.title}`, '', table.describe(options), '', renderTable(table, rows));
+    for (const row of rows) for (const error of row.errors) failures.push(`- ${table.title}, ${rowLabel(row)}, ${error}`);
+  }
+  if (failures.length > 0) parts.push('', '## Failed runs', '', ...failures);
+  return `${parts.join('\n')}\n`;
+}
+
+/** Returns the chart: publish and end-to-end throughput, and latency p99, per broker. */
+export function renderResultsChart(results: Results): string {
+  const panel = (workload: WorkloadName, key: string, title: string, format: (value: number) => string, logScale = false): ChartPanel => ({
+    title,
+    format,
+    logScale,
+    bars: rowsOf(results.runs, workload).map((row) => {
+      const value = row.figures[key];
+      return {
+        label: rowLabel(row),
+        median: value?.median ?? Number.NaN,
+        min: value?.min ?? Number.NaN,
+        max: value?.max ?? Number.NaN,
+        highlight: row.broker === 'jobatator',
+      };
+    }),
+  });
+  const { options, machine } = results;
+  return renderChart(
+    'Jobatator and its peers, medians with min–max of the runs',
+    `${machine.cpuModel}, ${machine.cores} cores, Node.js ${machine.node}; ${results.startedAt.slice(0, 10)}`,
+    [
+      panel('publish', 'jobs_per_s', `Publish, jobs/s (${options.connections} connections x ${options.inflight} in flight)`, integer),
+      panel('end-to-end', 'jobs_per_s', `End to end, jobs/s (${options.connections} publishers, ${options.connections} workers)`, integer),
+      panel('latency', 'p99_ms', `Latency p99 at ${integer(options.latencyRate)} jobs/s, ms, logarithmic axis (shorter is better)`, (value) => `${ms(value)} ms`, true),
+    ],
+  );
+}
+
+const BLOCK_START = '<!-- Generated by npm run bench: the text between these markers is replaced on every run. -->';
+const BLOCK_END = '<!-- End of generated results. -->';
+
+/** Writes the page, replacing only the generated block of an existing page. */
+export function writeResultsPage(file: string, results: Results, chartFile: string | null): void {
+  const block = `${BLOCK_START}\n\n${renderResults(results, chartFile)}\n${BLOCK_END}`;
+  let page: string;
+  const existing = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : null;
+  const start = existing?.indexOf(BLOCK_START) ?? -1;
+  const end = existing?.indexOf(BLOCK_END) ?? -1;
+  if (existing !== null && start !== -1 && end > start) {
+    page = existing.slice(0, start) + block + existing.slice(end + BLOCK_END.length);
+  } else {
+    page = `# Benchmark results\n\nHow to run: \`bench/setup\`, then \`npm run bench\`, then \`bench/setup stop\`.\n\n${block}\n`;
+  }
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, page);
+}
