@@ -57,6 +57,9 @@ export class JobatatorServer implements ServerContext, ConnectionHost {
         if (session.held.size >= config.prefetch) {
           // Each shard counts only its own pushes, so a connection served by several
           // shards can be offered more than its prefetch: send the extra job back.
+          // TODO: a slot freed by a report goes to whichever shard pushes first, usually the
+          // one that sent the report's OK. A busy queue can so starve the worker's queues on
+          // other shards. Reserving freed slots for waiting shards would fix it.
           const shard = this.shards.shardOf(group);
           session.awaitingCredit.add(shard);
           this.shards.notify([shard], Op.Bounce, connectionId, [jobId, group]);

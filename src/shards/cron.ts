@@ -92,6 +92,8 @@ export function parseSchedule(expression: string): Schedule {
   if (fields !== 5) {
     throw new CronError(`expected 5 fields (minute hour day-of-month month day-of-week), got ${fields} in "${trimmed}"`);
   }
+  // TODO: croner takes milliseconds per call to find that a pattern such as `0 0 31 2 *`
+  // never matches. Rejecting impossible day and month pairs first would keep it cheap.
   try {
     return new CronSchedule(new Cron(pattern, { paused: true, mode: '5-part', timezone: 'UTC', legacyMode: true }));
   } catch (error) {

@@ -233,7 +233,7 @@ export function undoLostAttempt(ctx: ShardContext, job: Job, connectionId: numbe
 
 /**
  * Pushes pending jobs of a queue to its available workers, oldest job first. Each shard
- * counts the jobs it pushed to a connection; the main thread bounces a push that would take
+ * counts the jobs it pushed to a connection. The main thread bounces a push that would take
  * a connection past `prefetch` with the jobs of other shards.
  */
 export function dispatchQueue(ctx: ShardContext, queue: Queue): void {

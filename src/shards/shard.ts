@@ -30,9 +30,9 @@ export class Shard implements ShardContext {
   readonly connections = new Map<number, WorkerConnection>();
   private readonly dirty = new Set<Queue>();
   private outputs: Output[] = [];
-  /** Length of the reply strings in `outputs`, to send large answers in parts. */
+  /** Length of the reply strings in `outputs`, to send large replies in parts. */
   private outputChars = 0;
-  /** True while a batch runs; timers fired by ADVANCE_CLOCK then answer with the batch. */
+  /** True while a batch runs; outputs of timers fired by ADVANCE_CLOCK then go with the batch reply. */
   private inBatch = false;
 
   constructor(

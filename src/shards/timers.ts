@@ -10,7 +10,7 @@ export interface TimerEntry {
 /** Cancelled entries the heap may carry before it is rebuilt without them. */
 const MIN_CANCELLED_FOR_COMPACTION = 1024;
 
-/** Longest delay setTimeout accepts (2^31 - 1 ms); later deadlines are re-armed when it fires. */
+/** Maximum delay of setTimeout (2^31 - 1 ms); later deadlines are re-armed when it fires. */
 const MAX_TIMEOUT_MS = 2_147_483_647;
 
 /**
