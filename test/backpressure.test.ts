@@ -17,7 +17,7 @@ limits('server stops running commands of a client that never reads', async ({ se
 
   // Each pair is a 12 KB listing and a publish to a counting queue. The client reads
   // nothing, so once about max_output_bytes plus the socket buffers are unsent, the
-  // server must stop running its commands; without limits it would run all of them.
+  // server must stop running its commands. Without limits it would run all of them.
   const reader = await LineClient.login(server.port);
   reader.socket.pause();
   const pairs = 3000;

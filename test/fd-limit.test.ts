@@ -9,7 +9,7 @@ interface Outcome {
   result: 'answered' | 'closed' | 'hung';
 }
 
-/** Opens a connection, sends AUTH and reports whether it was answered, closed or left hanging. */
+/** Opens a connection, sends AUTH and reports whether it got a reply, was closed or was left hanging. */
 function authenticate(port: number): Promise<Outcome> {
   return new Promise((resolve) => {
     const socket = net.connect(port, '127.0.0.1');

@@ -24,7 +24,7 @@ export async function hashPassword(password: string): Promise<string> {
 
 /**
  * Checks logins against the configured users. Plain passwords are compared through their
- * SHA-256 digests in constant time; scrypt hashes are computed on libuv's thread pool, so
+ * SHA-256 digests in constant time. scrypt hashes are computed on libuv's thread pool, so
  * the main thread keeps serving while a login is checked.
  */
 export class Authenticator {

@@ -39,9 +39,9 @@ export interface Config {
   prefetch: number;
   /** Number of shard threads. */
   shards: number;
-  /** Longest request line (or multibulk request) in bytes. */
+  /** Maximum size of a request line (or multibulk request) in bytes. */
   max_line_bytes: number;
-  /** Largest JSON reply in bytes; bigger listings answer an error that names the paged form. */
+  /** Maximum size of a JSON reply in bytes. A bigger listing gets an error that names the paged form. */
   max_reply_bytes: number;
   /** Unsent output per connection above which the server stops reading it and pushing to it. */
   max_output_bytes: number;

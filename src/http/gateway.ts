@@ -149,8 +149,8 @@ function corsHeaders(request: http.IncomingMessage): Record<string, string> {
 
 /**
  * Starts the HTTP gateway: `POST /gateway` with `{"commands": [...]}` runs the commands in
- * order on one session, in-process, with the same checks as TCP, and answers
- * `{"success", "data", "errors"}`; status 400 when any command failed.
+ * order on one session, in-process, with the same checks as TCP, and replies
+ * `{"success", "data", "errors"}`, with status 400 when any command failed.
  */
 export function startGateway(server: JobatatorServer, host: string, port: number): Promise<http.Server> {
   const maxBody = server.config.max_line_bytes;

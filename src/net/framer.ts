@@ -170,7 +170,7 @@ export class Framer {
     if (args.length > 0) {
       this.handlers.onCommand(args);
     } else {
-      // The original server answers a blank line too, and the Go CLI waits for that reply.
+      // The original server replies to a blank line too, and the Go CLI waits for that reply.
       this.handlers.onError(new ProtocolError(ErrorCode.UNKNOWN_COMMAND), false);
     }
   }

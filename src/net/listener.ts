@@ -6,7 +6,7 @@ const ERROR_LOG_INTERVAL_MS = 10_000;
 
 /**
  * Opens the TCP listener. Connections accepted while the process is out of file
- * descriptors are closed at once by libuv, so no client hangs; the error is logged with a
+ * descriptors are closed at once by libuv, so no client hangs. The error is logged with a
  * rate limit.
  */
 export function listenTcp(

@@ -1,5 +1,5 @@
 /**
- * Splits a request line into arguments the way the original server does: arguments are
+ * Splits a request line into arguments the way the original server does. Arguments are
  * separated by spaces, and an argument that starts with `'` runs until the next `'` that
  * ends a word (followed by a space or the end of the line). The quotes are removed and the
  * spaces inside are kept. There is no escape character, so a quoted argument cannot contain

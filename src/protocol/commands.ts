@@ -3,7 +3,7 @@
  * the order HELP lists them in, which is the original server's.
  */
 
-/** Where a command runs once its checks pass. */
+/** Thread a command runs on once its checks pass. */
 export type CommandTarget = 'main' | 'shard';
 
 export interface CommandForm {

@@ -4,7 +4,7 @@ import type { Config } from '../config/types';
 import type { ShardPool } from '../shards/pool';
 import type { Client } from './session';
 
-/** What command handlers need from the running server. */
+/** Server services that command handlers use. */
 export interface ServerContext {
   readonly config: Config;
   readonly logger: Logger;
@@ -16,7 +16,7 @@ export interface ServerContext {
   readonly startedAt: number;
   /** Address the TCP listener is bound to. */
   tcpAddress(): { host: string; port: number };
-  /** Records that a client no longer holds a job, and lets bounced shards push again. */
+  /** Records that a job is no longer reserved for a client, and lets bounced shards push again. */
   releaseHeld(client: Client, jobId: string): void;
   /** Stops the server gracefully. */
   stop(reason: string): void;

@@ -139,11 +139,6 @@ export class Dispatcher {
       case 'RECURRENT_JOB':
         requestArgs = [...args, this.sequence++];
         break;
-      case 'DELETE_JOB':
-        onReply = (text) => {
-          if (text === 'OK') this.ctx.releaseHeld(client, args[0]);
-        };
-        break;
       case 'SUBSCRIBE':
         requestArgs = [args[0], username, client.address, this.sequence++];
         onReply = (text) => {

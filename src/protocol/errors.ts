@@ -1,5 +1,5 @@
 /**
- * Wire error codes. A failed command answers `Err: <code>`, or `Err: <code>;<detail>` for
+ * Wire error codes. A failed command gets `Err: <code>`, or `Err: <code>;<detail>` for
  * the codes that carry one. The codes of the original server keep their exact spelling,
  * including `wrong-numbers-arguments`. docs/PROTOCOL.md lists every code.
  */

@@ -7,9 +7,9 @@ export interface ReplySlot {
 const COMPACT_AFTER = 1024;
 
 /**
- * Writes the replies of one connection in request order. A command answered on the main
- * thread is written at once unless an earlier command still waits for its shard; then it
- * waits too. A pushed job takes the next position, so it follows every reply to commands
+ * Writes the replies of one connection in request order. The reply to a command handled
+ * on the main thread is written at once, unless an earlier command still waits for its
+ * shard, in which case it waits too. A pushed job takes the next position, so it follows every reply to commands
  * sent before it arrived.
  */
 export class OrderedOutput {

@@ -3,7 +3,7 @@ export const Reply = {
   OK: 'OK',
   PONG: 'PONG',
   WELCOME: 'Welcome!',
-  /** QUIT answers an empty line before the server closes the connection. */
+  /** Reply to QUIT: an empty line, written before the server closes the connection. */
   GOODBYE: '',
 } as const;
 

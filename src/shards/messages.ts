@@ -35,12 +35,12 @@ export const enum Op {
   Fail,
   /**
    * The push of job args[0] (of group args[1]) was not delivered. Either the connection
-   * already holds `prefetch` jobs from other shards, so the job goes back to pending and
+   * already has `prefetch` jobs from other shards, so the job goes back to pending and
    * the shard pushes nothing more to it until Credit, or the connection had closed, so
    * the attempt its loss counted is taken back. No reply.
    */
   Bounce,
-  /** The connection holds fewer than `prefetch` jobs again. No reply. */
+  /** The connection has fewer than `prefetch` unfinished jobs again. No reply. */
   Credit,
 }
 

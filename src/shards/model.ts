@@ -33,7 +33,7 @@ export interface Job {
   removed: boolean;
 }
 
-/** A client connection as the shard sees it: the jobs it holds and the queues it serves. */
+/** Shard-side record of a client connection: its reserved jobs and the queues it serves. */
 export interface WorkerConnection {
   id: number;
   username: string;

@@ -144,14 +144,14 @@ export class ShardPool {
     );
   }
 
-  /** Sends a request that needs no answer to the given shards. */
+  /** Sends a request that expects no reply to the given shards. */
   notify(shards: Iterable<number>, op: Op, connectionId: number, args: unknown[] = []): void {
     for (const index of shards) {
       this.enqueue(this.handles[index], op, connectionId, '', args, undefined);
     }
   }
 
-  /** Stops every shard thread after the batches in flight are answered. */
+  /** Stops every shard thread after the batches in flight get their replies. */
   async close(): Promise<void> {
     this.closing = true;
     await Promise.all(
@@ -241,8 +241,8 @@ export class ShardPool {
   private onDetached(handle: ShardHandle, error: unknown): void {
     handle.alive = false;
     if (this.closing && error === undefined) return;
-    // TODO: restart the thread and reload its groups once jobs are stored on disk; until
-    // then a dead shard's groups answer shard-unavailable.
+    // TODO: restart the thread and reload its groups once jobs are stored on disk. Until
+    // then a dead shard's groups reply shard-unavailable.
     this.logger.error({ shard: handle.index, err: error }, 'shard thread stopped; its groups are unavailable');
     const reply = errorReply(ErrorCode.SHARD_UNAVAILABLE, `shard ${handle.index} stopped; retry later`);
     for (const sink of handle.sinks.values()) sink(reply);

@@ -14,7 +14,7 @@ export function renderJob(job: Job): string {
   );
 }
 
-/** The line pushed to a worker. */
+/** Renders the line pushed to a worker. */
 export function renderPush(job: Job): string {
   return `{"Job":${renderJob(job)},"Debug":"Dispatch data"}`;
 }

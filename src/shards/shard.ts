@@ -13,7 +13,7 @@ import { Timers } from './timers';
 /**
  * One shard: the queues, jobs, workers and timers of the groups placed on this thread. It
  * runs the requests of each batch in order, then one dispatch round for the queues that
- * changed, and answers the batch with one message holding the replies, pushes and releases.
+ * changed, and replies to the batch with one message that contains the replies, pushes and releases.
  */
 /**
  * Reply characters after which a batch's outputs so far are sent at once, so one batch of
@@ -48,7 +48,7 @@ export class Shard implements ShardContext {
     );
   }
 
-  /** Runs one batch from the main thread and sends its answer. */
+  /** Runs one batch from the main thread and sends the reply message. */
   handleBatch(bytes: Uint8Array): void {
     const requests = decode<Request[]>(bytes);
     this.inBatch = true;

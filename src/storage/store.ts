@@ -2,8 +2,8 @@ import type { Job, RecurrentEntry } from '../shards/model';
 
 /**
  * Persistence of one shard's job state. The shard keeps its state in memory and reports
- * every change here; a durable store writes the changes and resolves `commit` once they
- * are safe, and the shard answers state-changing commands only after that.
+ * every change here. A durable store writes the changes and resolves `commit` once they
+ * are safe, and the shard replies to state-changing commands only after that.
  */
 export interface JobStore {
   /** Records a new job or a change of its state, attempts or times. */

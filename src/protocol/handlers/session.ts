@@ -52,13 +52,13 @@ function useGroup(ctx: ServerContext, client: Client, [group]: string[]): string
   return Reply.OK;
 }
 
-/** A client's status as listings show it: a worker is available while under its prefetch. */
+/** Returns a client's status for listings: a worker is available while under its prefetch. */
 export function workerStatus(ctx: ServerContext, client: Client): string {
   if (!client.session.isWorker) return '';
   return client.session.held.size < ctx.config.prefetch ? 'available' : 'busy';
 }
 
-/** A session as LIST_SESSIONS and DEBUG_JSON show it. The password is never included. */
+/** Renders a session for LIST_SESSIONS and DEBUG_JSON, without the password. */
 export function renderSession(ctx: ServerContext, client: Client): string {
   const { user, group } = client.session;
   return JSON.stringify({
