@@ -107,6 +107,7 @@ export class Framer {
         if (!this.readBulkData()) return;
         continue;
       }
+      if (this.mode === Mode.Line && this.chunks.length === 1 && this.runLines()) continue;
       const newline = this.findNewline();
       if (newline < 0) {
         this.onPartialLine();
@@ -125,6 +126,50 @@ export class Framer {
         this.readLine(line);
       }
     }
+  }
+
+  /**
+   * Runs the complete inline requests at the start of a lone buffered chunk with one UTF-8
+   * check and one decode for all of them, which is what pipelining clients send. Returns
+   * false, having consumed nothing, when the first line needs the line-by-line path: no
+   * newline yet, a multibulk header, or a line over the limit.
+   */
+  private runLines(): boolean {
+    const chunk = this.chunks[0];
+    const limit = this.options.maxLineBytes;
+    let end = 0;
+    for (;;) {
+      if (chunk[end] === ASTERISK) break;
+      const newline = chunk.indexOf(NEWLINE, end === 0 ? this.scanned : end);
+      if (newline < 0 || newline - end > limit) break;
+      end = newline + 1;
+    }
+    if (end === 0) return false;
+    // The lines leave the buffer before they run, since a request may stop the framer.
+    this.sawNewline = true;
+    this.scanned = 0;
+    this.buffered -= end;
+    if (end === chunk.length) this.chunks = [];
+    else this.chunks[0] = chunk.subarray(end);
+    const region = chunk.subarray(0, end);
+    if (!isUtf8(region)) {
+      // Checked line by line, so that only the lines with invalid bytes are refused.
+      for (let start = 0; start < end && !this.stopped; ) {
+        const newline = region.indexOf(NEWLINE, start);
+        this.readLine(region.subarray(start, newline + 1));
+        start = newline + 1;
+      }
+      return true;
+    }
+    const text = region.toString('utf8');
+    for (let start = 0; start < text.length && !this.stopped; ) {
+      const newline = text.indexOf('\n', start);
+      let lineEnd = newline;
+      if (lineEnd > start && text.charCodeAt(lineEnd - 1) === CARRIAGE_RETURN) lineEnd--;
+      this.runText(text.slice(start, lineEnd));
+      start = newline + 1;
+    }
+    return true;
   }
 
   private onPartialLine(): void {
@@ -162,7 +207,11 @@ export class Framer {
       this.handlers.onError(new ProtocolError(ErrorCode.INVALID_UTF8, 'requests must be valid UTF-8; send the payload as UTF-8 text'), false);
       return;
     }
-    const args = tokenize(bytes.toString('utf8'));
+    this.runText(bytes.toString('utf8'));
+  }
+
+  private runText(line: string): void {
+    const args = tokenize(line);
     if (args === null) {
       this.handlers.onError(new ProtocolError(ErrorCode.INVALID_SYNTAX, "a quoted argument is not closed; end it with ' followed by a space or the end of the line"), false);
       return;

@@ -15,7 +15,17 @@ export function okWithId(id: string | number): string {
 /** Time value the original server sends for a time that was never set (Go's zero time). */
 export const ZERO_TIME = '0001-01-01T00:00:00Z';
 
-/** Formats epoch milliseconds as RFC 3339 in UTC, or Go's zero time for 0. */
+let lastFormattedMs = 0;
+let lastFormatted = ZERO_TIME;
+
+/**
+ * Formats epoch milliseconds as RFC 3339 in UTC, or Go's zero time for 0. Jobs rendered in
+ * one turn mostly share a millisecond, so the last result is reused.
+ */
 export function formatTime(epochMs: number): string {
-  return epochMs > 0 ? new Date(epochMs).toISOString() : ZERO_TIME;
+  if (epochMs !== lastFormattedMs) {
+    lastFormattedMs = epochMs;
+    lastFormatted = epochMs > 0 ? new Date(epochMs).toISOString() : ZERO_TIME;
+  }
+  return lastFormatted;
 }

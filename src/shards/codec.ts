@@ -5,8 +5,9 @@ import { isNativeAccelerationEnabled, Packr } from 'msgpackr';
 const packr = new Packr({ useRecords: false, moreTypes: false });
 
 /**
- * Encodes a value into a buffer of its own, safe to transfer to another thread. msgpackr
- * packs into a shared scratch buffer, so the bytes are copied out of it.
+ * Encodes a value into a buffer of its own. msgpackr packs into a shared scratch buffer,
+ * and posting a view of it would copy the whole scratch buffer, so the bytes are copied
+ * out of it first.
  */
 export function encode(value: unknown): Uint8Array<ArrayBuffer> {
   return new Uint8Array(packr.pack(value));

@@ -30,8 +30,8 @@ export function publishJob(ctx: ShardContext, queue: Queue, type: string, payloa
     id,
     seq: nextSeq++,
     queue,
-    type,
-    payload,
+    typeJson: queue.typeJson(type),
+    payloadJson: JSON.stringify(payload),
     state: 'pending',
     attempts: 0,
     startedAt: 0,
@@ -44,8 +44,10 @@ export function publishJob(ctx: ShardContext, queue: Queue, type: string, payloa
     queued: false,
     version: 0,
     removed: false,
+    prev: null,
+    next: null,
   };
-  queue.jobs.set(id, job);
+  queue.linkJob(job);
   queue.group.jobs.set(id, job);
   queue.addFresh(job);
   ctx.store.jobChanged(queue.group.slug, job);
@@ -205,7 +207,7 @@ export function removeJob(ctx: ShardContext, job: Job, requester = 0): void {
   if (job.queued && job.state === 'pending') job.queue.noteStale();
   job.removed = true;
   job.version++;
-  job.queue.jobs.delete(job.id);
+  job.queue.unlinkJob(job);
   job.queue.group.jobs.delete(job.id);
   ctx.store.jobRemoved(job.queue.group.slug, job);
 }

@@ -10,8 +10,9 @@ export interface Job {
   /** Publish order within the shard; lower is older. */
   seq: number;
   queue: Queue;
-  type: string;
-  payload: string;
+  /** The job type and payload as JSON strings, escaped once at publish for every render. */
+  typeJson: string;
+  payloadJson: string;
   state: JobState;
   /** Failed deliveries: errored reports, expired leases and lost workers. */
   attempts: number;
@@ -31,6 +32,9 @@ export interface Job {
   /** Bumped on each hand-over and removal, so timers set before it do nothing. */
   version: number;
   removed: boolean;
+  /** Neighbours in the queue's list of jobs, in publish order. */
+  prev: Job | null;
+  next: Job | null;
 }
 
 /** Shard-side record of a client connection: its reserved jobs and the queues it serves. */
@@ -70,8 +74,19 @@ const bySeq = (a: Job, b: Job): number => a.seq - b.seq;
 /** Stale pending entries a queue may carry before they are compacted away. */
 const MIN_STALE_FOR_COMPACTION = 1024;
 
+/** Distinct job types per queue whose JSON form is kept for reuse. */
+const MAX_CACHED_TYPES = 256;
+
 export class Queue {
-  readonly jobs = new Map<string, Job>();
+  /**
+   * Every job of the queue in publish order, as a list linked through the jobs: adding
+   * and removing cost no hashing and no entry outside the job.
+   */
+  private firstJob: Job | null = null;
+  private lastJob: Job | null = null;
+  private count = 0;
+  /** JSON of each job type seen, so jobs of one type share one string. */
+  private readonly typeJsons = new Map<string, string>();
   /** Jobs in publish order, waiting for a worker. */
   private readonly fresh = new Denque<Job>();
   /** Jobs that came back (lost worker, expired lease, retry), oldest publish first. */
@@ -90,6 +105,51 @@ export class Queue {
     /** Main-thread sequence number of the command that created the queue. */
     readonly createdAt: number,
   ) {}
+
+  get jobCount(): number {
+    return this.count;
+  }
+
+  get oldestJob(): Job | null {
+    return this.firstJob;
+  }
+
+  /** Returns the JSON form of a job type, shared by the queue's jobs of that type. */
+  typeJson(type: string): string {
+    let json = this.typeJsons.get(type);
+    if (json === undefined) {
+      json = JSON.stringify(type);
+      if (this.typeJsons.size < MAX_CACHED_TYPES) this.typeJsons.set(type, json);
+    }
+    return json;
+  }
+
+  /** Adds a job at the end of the queue's job list. */
+  linkJob(job: Job): void {
+    job.prev = this.lastJob;
+    job.next = null;
+    if (this.lastJob === null) this.firstJob = job;
+    else this.lastJob.next = job;
+    this.lastJob = job;
+    this.count++;
+  }
+
+  unlinkJob(job: Job): void {
+    if (job.prev === null) this.firstJob = job.next;
+    else job.prev.next = job.next;
+    if (job.next === null) this.lastJob = job.prev;
+    else job.next.prev = job.prev;
+    job.prev = null;
+    job.next = null;
+    this.count--;
+  }
+
+  /** The queue's jobs in publish order, as a copy that may be changed while walked. */
+  jobList(): Job[] {
+    const list: Job[] = [];
+    for (let job = this.firstJob; job !== null; job = job.next) list.push(job);
+    return list;
+  }
 
   /** Queues a newly published job behind the others. */
   addFresh(job: Job): void {

@@ -98,7 +98,7 @@ function listJobs(shard: Shard, request: Request): string {
   const page = new JsonArrayBuilder(shard.settings.maxReplyBytes);
   let index = 0;
   try {
-    for (const job of queue.jobs.values()) {
+    for (let job = queue.oldestJob; job !== null; job = job.next) {
       if (index >= offset + limit) break;
       if (index >= offset) page.add(renderJob(job));
       index++;
@@ -185,7 +185,7 @@ function deleteRecurrentJob(shard: Shard, request: Request): string {
 function deleteQueue(shard: Shard, request: Request): string {
   const group = shard.group(request[3]);
   const queue = existingQueue(group, request[4] as string);
-  for (const job of [...queue.jobs.values()]) removeJob(shard, job, request[2]);
+  for (const job of queue.jobList()) removeJob(shard, job, request[2]);
   for (const worker of queue.workers) worker.subscriptions.delete(queue);
   queue.workers.length = 0;
   for (const entry of [...queue.recurrent.values()]) {
@@ -265,7 +265,7 @@ export const OPERATIONS: Record<number, Operation> = {
   [Op.DeleteQueue]: deleteQueue,
   [Op.PurgeJobs]: (shard, [, , connectionId, group, slug]) => {
     const queue = existingQueue(shard.group(group), slug as string);
-    for (const job of [...queue.jobs.values()]) removeJob(shard, job, connectionId);
+    for (const job of queue.jobList()) removeJob(shard, job, connectionId);
     queue.clearPending();
     return Reply.OK;
   },

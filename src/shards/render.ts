@@ -8,8 +8,8 @@ import { Job, Queue, RecurrentEntry, WorkerConnection } from './model';
  */
 export function renderJob(job: Job): string {
   return (
-    `{"ID":"${job.id}","State":"${job.state}","Type":${JSON.stringify(job.type)},` +
-    `"Payload":${JSON.stringify(job.payload)},"Attempts":${job.attempts},` +
+    `{"ID":"${job.id}","State":"${job.state}","Type":${job.typeJson},` +
+    `"Payload":${job.payloadJson},"Attempts":${job.attempts},` +
     `"StartedProcessingAt":"${formatTime(job.startedAt)}","EndProcessingAt":"${formatTime(job.endedAt)}"}`
   );
 }
@@ -59,7 +59,7 @@ export class JsonArrayBuilder {
 /** Renders a queue as LIST_QUEUES and DEBUG_JSON show it. */
 export function renderQueue(queue: Queue, prefetch: number, maxBytes: number): string {
   const jobs = new JsonArrayBuilder(maxBytes);
-  for (const job of queue.jobs.values()) jobs.add(renderJob(job));
+  for (let job = queue.oldestJob; job !== null; job = job.next) jobs.add(renderJob(job));
   const workers = queue.workers.map((worker) => renderWorker(worker, queue, prefetch));
   const recurrent = [...queue.recurrent.values()].map(renderRecurrent);
   const json =

@@ -83,8 +83,7 @@ export class Shard implements ShardContext {
     const message: ShardMessage = [answersBatch, this.outputs];
     this.outputs = [];
     this.outputChars = 0;
-    const bytes = encode(message);
-    this.port.postMessage(bytes, [bytes.buffer]);
+    this.port.postMessage(encode(message));
   }
 
   /** Runs the dispatch rounds this turn asked for and sends what the turn produced. */

@@ -49,9 +49,22 @@ export interface StartOptions {
   maxOpenFiles?: number;
 }
 
+/** Temporary directories of this test process, removed when it exits. */
+const tempDirs: string[] = [];
+process.on('exit', () => {
+  for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** Creates a temporary directory that is removed when the test process exits. */
+export function tempDir(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'jobatator-test-'));
+  tempDirs.push(dir);
+  return dir;
+}
+
 /** Writes a config to a temporary file and returns its path. */
 export function writeConfig(config: unknown): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'jobatator-test-'));
+  const dir = tempDir();
   const file = path.join(dir, 'config.yml');
   fs.writeFileSync(file, typeof config === 'string' ? config : YAML.stringify(config));
   return file;
