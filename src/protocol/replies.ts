@@ -16,16 +16,17 @@ export function okWithId(id: string | number): string {
 export const ZERO_TIME = '0001-01-01T00:00:00Z';
 
 let lastFormattedMs = 0;
-let lastFormatted = ZERO_TIME;
+let lastFormatted = '';
 
 /**
  * Formats epoch milliseconds as RFC 3339 in UTC, or Go's zero time for 0. Jobs rendered in
  * one turn mostly share a millisecond, so the last result is reused.
  */
 export function formatTime(epochMs: number): string {
+  if (epochMs <= 0) return ZERO_TIME;
   if (epochMs !== lastFormattedMs) {
     lastFormattedMs = epochMs;
-    lastFormatted = epochMs > 0 ? new Date(epochMs).toISOString() : ZERO_TIME;
+    lastFormatted = new Date(epochMs).toISOString();
   }
   return lastFormatted;
 }

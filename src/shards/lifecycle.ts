@@ -1,7 +1,7 @@
 import type { JobStore } from '../storage/store';
 import { newJobId } from './ids';
 import type { ShardSettings } from './messages';
-import { Job, Queue, WorkerConnection } from './model';
+import { DeliveryHistory, Job, Queue, WorkerConnection } from './model';
 import type { Timers } from './timers';
 
 /** Shard services the job transitions use. */
@@ -23,6 +23,16 @@ const MAX_EXPIRED_HOLDERS = 8;
 
 let nextSeq = 1;
 
+/**
+ * Escapes a payload for JSON as one flat string. JSON.stringify returns a long result as a
+ * chain of joined parts, which would cost two extra string headers for as long as the job
+ * lives; decoding its bytes again yields a single string.
+ */
+function flatJson(payload: string): string {
+  const json = JSON.stringify(payload);
+  return json.length < 32 ? json : Buffer.from(json, 'utf8').toString('utf8');
+}
+
 export function publishJob(ctx: ShardContext, queue: Queue, type: string, payload: string): Job {
   let id = newJobId();
   while (queue.group.jobs.has(id)) id = newJobId();
@@ -31,19 +41,17 @@ export function publishJob(ctx: ShardContext, queue: Queue, type: string, payloa
     seq: nextSeq++,
     queue,
     typeJson: queue.typeJson(type),
-    payloadJson: JSON.stringify(payload),
+    payloadJson: flatJson(payload),
     state: 'pending',
     attempts: 0,
     startedAt: 0,
     endedAt: 0,
     holder: null,
     leaseUntil: 0,
-    lostBy: 0,
     timer: null,
-    expiredHolders: null,
+    history: null,
     queued: false,
     version: 0,
-    removed: false,
     prev: null,
     next: null,
   };
@@ -105,12 +113,16 @@ function scheduleLeaseCheck(ctx: ShardContext, job: Job, version: number, due: n
       return;
     }
     const holder = job.holder;
-    const expired = job.expiredHolders ?? (job.expiredHolders = []);
+    const expired = historyOf(job).expiredHolders;
     expired.push(holder.id);
     if (expired.length > MAX_EXPIRED_HOLDERS) expired.shift();
     revoke(ctx, holder, job);
     failJob(ctx, job, 'lease-expired');
   });
+}
+
+function historyOf(job: Job): DeliveryHistory {
+  return job.history ?? (job.history = { expiredHolders: [], lostBy: 0 });
 }
 
 /** Takes a job back from its holder, which keeps it counted until it reports on it. */
@@ -148,7 +160,7 @@ export function finishJob(ctx: ShardContext, job: Job): void {
   }
   const version = job.version;
   setJobTimer(ctx, job, job.endedAt + ctx.settings.jobTimeoutMs, () => {
-    if (job.version === version && !job.removed) removeJob(ctx, job);
+    if (job.version === version) removeJob(ctx, job);
   });
 }
 
@@ -170,7 +182,7 @@ export function failJob(ctx: ShardContext, job: Job, cause: FailureCause): void 
   ctx.store.jobChanged(job.queue.group.slug, job);
   const version = job.version;
   setJobTimer(ctx, job, job.endedAt + delay, () => {
-    if (job.version === version && job.state === 'errored' && !job.removed) makePending(ctx, job);
+    if (job.version === version && job.state === 'errored') makePending(ctx, job);
   });
 }
 
@@ -197,7 +209,7 @@ export function returnUndelivered(ctx: ShardContext, job: Job): void {
  * for the deletion, 0 for none) has the job revoked.
  */
 export function removeJob(ctx: ShardContext, job: Job, requester = 0): void {
-  if (job.removed) return;
+  if (job.state === 'removed') return;
   if (job.holder !== null) {
     if (job.holder.id === requester) ctx.emitRelease(requester, job.id, false);
     else revoke(ctx, job.holder, job);
@@ -205,7 +217,7 @@ export function removeJob(ctx: ShardContext, job: Job, requester = 0): void {
   releaseHolder(ctx, job);
   clearJobTimer(ctx, job);
   if (job.queued && job.state === 'pending') job.queue.noteStale();
-  job.removed = true;
+  job.state = 'removed';
   job.version++;
   job.queue.unlinkJob(job);
   job.queue.group.jobs.delete(job.id);
@@ -218,7 +230,7 @@ export function dropWorker(ctx: ShardContext, worker: WorkerConnection): void {
   worker.subscriptions.clear();
   for (const job of [...worker.held]) {
     failJob(ctx, job, 'worker-lost');
-    job.lostBy = worker.id;
+    historyOf(job).lostBy = worker.id;
   }
 }
 
@@ -227,8 +239,8 @@ export function dropWorker(ctx: ShardContext, worker: WorkerConnection): void {
  * the main thread only after the connection was gone: that job never ran.
  */
 export function undoLostAttempt(ctx: ShardContext, job: Job, connectionId: number): void {
-  if (job.lostBy !== connectionId || job.attempts === 0) return;
-  job.lostBy = 0;
+  if (job.history === null || job.history.lostBy !== connectionId || job.attempts === 0) return;
+  job.history.lostBy = 0;
   job.attempts--;
   ctx.store.jobChanged(job.queue.group.slug, job);
 }

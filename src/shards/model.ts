@@ -3,7 +3,16 @@ import { Heap } from 'heap-js';
 import { Schedule } from './cron';
 import type { TimerEntry } from './timers';
 
-export type JobState = 'pending' | 'in-progress' | 'errored' | 'done';
+/** States a client sees, and `removed` for a deleted job that old references may still reach. */
+export type JobState = 'pending' | 'in-progress' | 'errored' | 'done' | 'removed';
+
+/** Rarely needed facts about a job's past deliveries, kept apart to keep jobs small. */
+export interface DeliveryHistory {
+  /** Connections whose lease on the job was taken back, so their late reports are refused. */
+  expiredHolders: number[];
+  /** Connection whose loss counted the last attempt, or 0; see undoLostAttempt. */
+  lostBy: number;
+}
 
 export interface Job {
   id: string;
@@ -23,15 +32,11 @@ export interface Job {
   leaseUntil: number;
   /** The job's active timer: lease check, retry or done expiry. */
   timer: TimerEntry | null;
-  /** Connection whose loss counted the last attempt, or 0; see undoLostAttempt. */
-  lostBy: number;
-  /** Connections whose lease on this job was taken back, so their late reports are refused. */
-  expiredHolders: number[] | null;
+  history: DeliveryHistory | null;
   /** True while an entry for the job sits in the queue's pending deque or retry heap. */
   queued: boolean;
   /** Bumped on each hand-over and removal, so timers set before it do nothing. */
   version: number;
-  removed: boolean;
   /** Neighbours in the queue's list of jobs, in publish order. */
   prev: Job | null;
   next: Job | null;
@@ -207,7 +212,7 @@ export class Queue {
 
   /** Entries go stale when their job is taken, finished or removed while queued. */
   private static isStale(job: Job): boolean {
-    return job.removed || job.state !== 'pending';
+    return job.state !== 'pending';
   }
 
   private freshHead(): Job | undefined {

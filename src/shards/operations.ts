@@ -66,12 +66,12 @@ function updateJob(shard: Shard, request: Request): string {
   }
   const holder = job.holder;
   if (holder !== null && holder.id !== connectionId) {
-    if (job.expiredHolders?.includes(connectionId)) {
+    if (job.history?.expiredHolders.includes(connectionId)) {
       throw new ProtocolError(ErrorCode.LEASE_EXPIRED, `your lease on job ${id} expired and the job went to another worker; drop your result`);
     }
     throw new ProtocolError(ErrorCode.JOB_HELD, `job ${id} is held by another worker`);
   }
-  if (holder === null && job.expiredHolders?.includes(connectionId)) {
+  if (holder === null && job.history?.expiredHolders.includes(connectionId)) {
     throw new ProtocolError(ErrorCode.LEASE_EXPIRED, `your lease on job ${id} expired and the job is ${job.state} again; drop your result`);
   }
   if (status === 'done') {
