@@ -112,6 +112,33 @@ delivery('oldest job first, a retried job included', async ({ server }) => {
   closeAll(publisher, worker);
 });
 
+delivery('jobs taken or deleted before their first push are skipped', async ({ server }) => {
+  const queue = 'skip-taken';
+  const publisher = await LineClient.login(server.port);
+  const [a, b, c, d, e, f] = await publishAll(publisher, queue, ['a', 'b', 'c', 'd', 'e', 'f']);
+  // One client holds b without a push, then goes away, so b is pending again; another
+  // holds e and keeps it; c is deleted before any worker saw it.
+  const leaving = await LineClient.login(server.port);
+  assert.is(await leaving.request(`UPDATE_JOB ${b} in-progress`), 'OK');
+  const keeping = await LineClient.login(server.port);
+  assert.is(await keeping.request(`UPDATE_JOB ${e} in-progress`), 'OK');
+  assert.is(await publisher.request(`DELETE_JOB ${c}`), 'OK');
+  leaving.close();
+  await waitFor(async () => (await publisher.json<Job[]>(`LIST_JOBS ${queue}`)).find((job) => job.ID === b)?.State === 'pending', 5000, 'b pending again');
+
+  const [worker] = await subscribed(server.port, queue, 1);
+  const order: string[] = [];
+  for (let index = 0; index < 4; index++) {
+    const job = await nextPush(worker);
+    order.push(job.ID);
+    assert.is(await worker.request(`UPDATE_JOB ${job.ID} done`), 'OK');
+  }
+  assert.equal(order, [a, b, d, f]);
+  assert.equal(await linesBeforePong(worker), []);
+  assert.is(await keeping.request(`UPDATE_JOB ${e} done`), 'OK');
+  closeAll(publisher, worker, keeping);
+});
+
 delivery('prefetch 1 holds one unreported job', async ({ server }) => {
   const queue = 'prefetch-one';
   const publisher = await LineClient.login(server.port);

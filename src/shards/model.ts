@@ -1,4 +1,3 @@
-import Denque from 'denque';
 import { Heap } from 'heap-js';
 import { Schedule } from './cron';
 import type { TimerEntry } from './timers';
@@ -33,7 +32,7 @@ export interface Job {
   /** The job's active timer: lease check, retry or done expiry. */
   timer: TimerEntry | null;
   history: DeliveryHistory | null;
-  /** True while an entry for the job sits in the queue's pending deque or retry heap. */
+  /** True while an entry for the job sits in the queue's heap of returned jobs. */
   queued: boolean;
   /** Bumped on each hand-over and removal, so timers set before it do nothing. */
   version: number;
@@ -92,8 +91,11 @@ export class Queue {
   private count = 0;
   /** JSON of each job type seen, so jobs of one type share one string. */
   private readonly typeJsons = new Map<string, string>();
-  /** Jobs in publish order, waiting for a worker. */
-  private readonly fresh = new Denque<Job>();
+  /**
+   * The oldest job never handed out, or null. Jobs waiting for their first delivery are
+   * found by walking the job list from here, so they need no entry of their own.
+   */
+  private freshCursor: Job | null = null;
   /** Jobs that came back (lost worker, expired lease, retry), oldest publish first. */
   private readonly returned = new Heap<Job>(bySeq);
   readonly workers: WorkerConnection[] = [];
@@ -140,6 +142,7 @@ export class Queue {
   }
 
   unlinkJob(job: Job): void {
+    if (this.freshCursor === job) this.freshCursor = job.next;
     if (job.prev === null) this.firstJob = job.next;
     else job.prev.next = job.next;
     if (job.next === null) this.lastJob = job.prev;
@@ -156,10 +159,9 @@ export class Queue {
     return list;
   }
 
-  /** Queues a newly published job behind the others. */
+  /** Makes a newly published job, already linked at the end, wait for its first delivery. */
   addFresh(job: Job): void {
-    job.queued = true;
-    this.fresh.push(job);
+    if (this.freshCursor === null) this.freshCursor = job;
   }
 
   /** Queues a job that is pending again; it goes before every job published after it. */
@@ -176,7 +178,8 @@ export class Queue {
     if (fresh === undefined && returned === undefined) return undefined;
     let job: Job;
     if (returned === undefined || (fresh !== undefined && fresh.seq < returned.seq)) {
-      job = this.fresh.shift() as Job;
+      job = fresh as Job;
+      this.freshCursor = job.next;
     } else {
       job = this.returned.pop() as Job;
     }
@@ -189,24 +192,20 @@ export class Queue {
   }
 
   /**
-   * Records that a queued job left the pending state. Stale entries are dropped lazily at
-   * the head, which never happens on a queue without workers, so once they outnumber the
-   * valid ones the structures are rebuilt without them.
+   * Records that a job in the returned heap left the pending state. Stale entries are
+   * dropped lazily at the head, which never happens on a queue without workers, so once
+   * they outnumber the valid ones the heap is rebuilt without them.
    */
   noteStale(): void {
     this.stale++;
-    const entries = this.fresh.length + this.returned.size();
+    const entries = this.returned.size();
     if (this.stale < MIN_STALE_FOR_COMPACTION || this.stale * 2 <= entries) return;
     const keep = (job: Job): boolean => {
       if (!Queue.isStale(job)) return true;
       job.queued = false;
       return false;
     };
-    const fresh = this.fresh.toArray().filter(keep);
-    const returned = this.returned.toArray().filter(keep);
-    this.fresh.clear();
-    for (const job of fresh) this.fresh.push(job);
-    this.returned.init(returned);
+    this.returned.init(this.returned.toArray().filter(keep));
     this.stale = 0;
   }
 
@@ -215,14 +214,15 @@ export class Queue {
     return job.state !== 'pending';
   }
 
+  /**
+   * Moves the fresh cursor past jobs that left the pending state before their first
+   * delivery (a report or a deletion) and past jobs waiting in the returned heap.
+   */
   private freshHead(): Job | undefined {
-    let head = this.fresh.peekFront();
-    while (head !== undefined && Queue.isStale(head)) {
-      head.queued = false;
-      this.fresh.shift();
-      head = this.fresh.peekFront();
-    }
-    return head;
+    let head = this.freshCursor;
+    while (head !== null && (head.state !== 'pending' || head.queued)) head = head.next;
+    this.freshCursor = head;
+    return head ?? undefined;
   }
 
   private returnedHead(): Job | undefined {
@@ -258,7 +258,7 @@ export class Queue {
   }
 
   clearPending(): void {
-    this.fresh.clear();
+    this.freshCursor = null;
     this.returned.clear();
   }
 }
