@@ -39,8 +39,8 @@ function nextMessage<T extends ParentMessage['type']>(type: T): Promise<Extract<
 
 /**
  * Publishes one lane's jobs on one connection, keeping up to `inflight` unconfirmed. With a
- * rate, job i is due `i / rate` seconds after the start and carries that due time, so a
- * broker that makes the client wait is charged for the wait.
+ * rate, job i is due `i / rate` seconds after the start and is sent at the first pacing
+ * tick after that.
  */
 function runLane(client: PublisherClient, lane: PublisherLane, inflight: number, startedAt: number, tally: PublishersResult): Promise<void> {
   return new Promise((resolve) => {
@@ -63,21 +63,23 @@ function runLane(client: PublisherClient, lane: PublisherLane, inflight: number,
       }
       sendDue();
     };
-    const sendOne = (dueMicros: number): void => {
+    // Each payload carries the time its request is written, so latency runs from publish
+    // to delivery and the pacing timer's own lateness is not charged to the broker.
+    const sendOne = (): void => {
       const index = lane.firstIndex + sent;
       sent++;
-      client.publish(makePayload(index, dueMicros), onDone);
+      client.publish(makePayload(index, nowMicros()), onDone);
     };
     const sendDue = (): void => {
       if (lane.rate === 0) {
-        while (sent < lane.count && sent - answered < inflight) sendOne(nowMicros());
+        while (sent < lane.count && sent - answered < inflight) sendOne();
         return;
       }
       const now = nowMicros();
       while (sent < lane.count && sent - answered < inflight) {
         const due = startedAt + Math.floor((sent * 1e6) / lane.rate);
         if (due > now) break;
-        sendOne(due);
+        sendOne();
       }
     };
     if (lane.count === 0) {
@@ -144,7 +146,7 @@ async function runWorkers(adapter: BrokerAdapter, spec: WorkersSpec): Promise<vo
     result.errors++;
     result.firstError ??= error.message;
   };
-  const onJob = (index: number, dueMicros: number): void => {
+  const onJob = (index: number, sentMicros: number): void => {
     const now = nowMicros();
     if (result.firstAt === 0) result.firstAt = now;
     result.lastAt = now;
@@ -155,7 +157,7 @@ async function runWorkers(adapter: BrokerAdapter, spec: WorkersSpec): Promise<vo
     if (counts[index] === 1) result.duplicates++;
     if (counts[index] < 255) counts[index]++;
     if (counts[index] > 1) return;
-    if (samples !== null) samples[result.delivered] = now - dueMicros;
+    if (samples !== null) samples[result.delivered] = now - sentMicros;
     result.delivered++;
     if (result.delivered >= expected) finish();
   };

@@ -5,30 +5,30 @@ const PADDING = 'x'.repeat(PAYLOAD_BYTES);
 
 /**
  * Builds a 100-byte JSON payload that carries the job's index in its run and the time it was
- * due to be published, in microseconds of the monotonic clock. The payload has no spaces
+ * published, in microseconds of the monotonic clock. The payload has no spaces
  * and no characters that JSON escapes, so every broker carries it unchanged.
  */
-export function makePayload(index: number, dueMicros: number): string {
-  const head = `{"n":${index},"t":${dueMicros},"p":"`;
+export function makePayload(index: number, sentMicros: number): string {
+  const head = `{"n":${index},"t":${sentMicros},"p":"`;
   return `${head}${PADDING.slice(0, Math.max(0, PAYLOAD_BYTES - head.length - 2))}"}`;
 }
 
 /**
- * Matches the index and due time in a payload as sent, and also inside a JSON string where
+ * Matches the index and publish time in a payload as sent, and also inside a JSON string where
  * each quote is escaped, as in Jobatator's pushed job line.
  */
 const FIELDS = /n\\?":(\d+),\\?"t\\?":(\d+)/;
 
 export interface PayloadFields {
   index: number;
-  dueMicros: number;
+  sentMicros: number;
 }
 
-/** Reads the index and due time from text that contains a payload; throws when it has none. */
+/** Reads the index and publish time from text that contains a payload; throws when it has none. */
 export function readPayloadFields(text: string): PayloadFields {
   const match = FIELDS.exec(text);
   if (match === null) throw new Error(`no benchmark payload in "${text.slice(0, 120)}"`);
-  return { index: Number(match[1]), dueMicros: Number(match[2]) };
+  return { index: Number(match[1]), sentMicros: Number(match[2]) };
 }
 
 /**

@@ -234,7 +234,7 @@ function pacedStream(broker: BrokerInstance, options: BenchOptions, lane: Lane, 
   };
 }
 
-/** Latency figures of a paced stream, in milliseconds from the time a job was due to its delivery. */
+/** Latency figures of a paced stream, in milliseconds from the publish of a job to its delivery. */
 function latencyFigures(measurement: Measurement, index: number, prefix = ''): Figures {
   const { publishers, workers } = measurement.streams[index];
   const latency = workers?.latency;
@@ -251,7 +251,7 @@ function checkStream(measurement: Measurement, index: number): void {
   checkWorkers(measurement.streams[index].workers);
 }
 
-/** Latency: a fixed rate for a fixed time with workers; p50, p99 and max from due time to delivery. */
+/** Latency: a fixed rate for a fixed time with workers; p50, p99 and max from publish to delivery. */
 export async function latencyWorkload(context: WorkloadContext): Promise<void> {
   const { options } = context;
   await acrossBrokers(context, 'latency', async (broker, warmup, [lane]) => {

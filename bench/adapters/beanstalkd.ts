@@ -63,7 +63,7 @@ export const beanstalkdAdapter: BrokerAdapter = {
     socket.onLine((line) => {
       if (reservedId !== null) {
         const fields = readPayloadFields(line);
-        onJob(fields.index, fields.dueMicros);
+        onJob(fields.index, fields.sentMicros);
         socket.send(`delete ${reservedId}\r\nreserve\r\n`);
         reservedId = null;
       } else if (line.startsWith('RESERVED ')) {

@@ -52,7 +52,7 @@ export const jobatatorAdapter: BrokerAdapter = {
       if (line.startsWith('{"Job"')) {
         const id = line.slice(ID_OFFSET, ID_OFFSET + ID_LENGTH);
         const fields = readPayloadFields(line);
-        onJob(fields.index, fields.dueMicros);
+        onJob(fields.index, fields.sentMicros);
         socket.send(`UPDATE_JOB ${id} done\n`);
       } else if (line !== 'OK') {
         onError(new Error(`worker got the unexpected line "${line.slice(0, 200)}"`));

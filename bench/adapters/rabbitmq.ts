@@ -50,7 +50,7 @@ export const rabbitmqAdapter: BrokerAdapter = {
           return;
         }
         const fields = readPayloadFields(message.content.toString('latin1'));
-        onJob(fields.index, fields.dueMicros);
+        onJob(fields.index, fields.sentMicros);
         channel.ack(message);
       },
       { noAck: false },

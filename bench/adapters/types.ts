@@ -18,8 +18,8 @@ export interface Lane {
   group?: string;
 }
 
-/** Gets the index and due time of each delivered job; the adapter finishes the job after it returns. */
-export type DeliveryHandler = (index: number, dueMicros: number) => void;
+/** Gets the index and publish time of each delivered job; the adapter finishes the job after it returns. */
+export type DeliveryHandler = (index: number, sentMicros: number) => void;
 
 export interface PublisherClient {
   /** Publishes one job and calls `done` once the broker confirmed it, with an error if it rejected it. */

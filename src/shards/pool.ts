@@ -182,13 +182,21 @@ export class ShardPool {
       handle.sinks.set(requestId, sink);
     }
     handle.queued.push([op, requestId, connectionId, group, ...args]);
-    if (!handle.inFlight && !handle.scheduled) {
-      handle.scheduled = true;
-      setImmediate(() => {
-        handle.scheduled = false;
-        this.flush(handle);
-      });
-    }
+    if (!handle.inFlight) this.scheduleFlush(handle);
+  }
+
+  /**
+   * Sends the next batch once the current turn of the event loop has read every socket
+   * that was ready, so that one batch carries all the requests of the turn. Each batch
+   * costs a wake-up of the shard thread and of the main thread, whatever its size.
+   */
+  private scheduleFlush(handle: ShardHandle): void {
+    if (handle.scheduled) return;
+    handle.scheduled = true;
+    setImmediate(() => {
+      handle.scheduled = false;
+      this.flush(handle);
+    });
   }
 
   private flush(handle: ShardHandle): void {
@@ -216,7 +224,7 @@ export class ShardPool {
     }
     if (answersBatch) {
       handle.inFlight = false;
-      this.flush(handle);
+      if (handle.queued.length > 0) this.scheduleFlush(handle);
     }
   }
 
