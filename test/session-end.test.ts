@@ -18,6 +18,28 @@ sessions('half-closed client gets every reply', async ({ server }) => {
   assert.is(client.lines.length, 5);
 });
 
+sessions('half-closed client with large input', async ({ server }) => {
+  const client = await LineClient.connect(server.port);
+  const count = 3000;
+  const publishes = Array.from({ length: count }, (_, n) => `PUBLISH se-large t {"n":${n},"pad":"${'x'.repeat(30)}"}\n`);
+  const input = `AUTH user1 pass1\nUSE_GROUP group1\n${publishes.join('')}LIST_JOBS se-large\n`;
+  assert.ok(input.length > 100 * 1024, 'the input spans several reads of the server');
+  client.socket.end(input);
+  await client.waitClosed();
+  assert.is(client.lines.length, 2 + count + 1);
+  const ids = client.lines.slice(2, 2 + count);
+  for (const reply of ids) assert.match(reply, /^OK#[A-Za-z0-9]{16}$/);
+  const listed = JSON.parse(client.lines[2 + count]) as Job[];
+  assert.equal(
+    listed.map((job) => job.ID),
+    ids.map((reply) => reply.slice(3)),
+  );
+  assert.equal(
+    listed.map((job) => (JSON.parse(job.Payload) as { n: number }).n),
+    Array.from({ length: count }, (_, n) => n),
+  );
+});
+
 sessions('QUIT returns held jobs at once', async ({ server }) => {
   const publisher = await LineClient.login(server.port);
   const quitter = await LineClient.connect(server.port, '127.0.0.1', true);

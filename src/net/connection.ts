@@ -33,6 +33,12 @@ const FLUSH_AT_CHARS = 4 * 1024 * 1024;
 const HALF_OPEN_MS = 5000;
 /** Parsed commands waiting to run, above which the connection stops reading. */
 const MAX_INBOX_COMMANDS = 1024;
+/**
+ * Input bytes of one connection framed per turn of the event loop. A larger read waits
+ * for the next turn, so that a client sending at full speed takes turns with the others
+ * instead of holding the main thread for a whole socket read.
+ */
+const READ_BUDGET_BYTES = 16 * 1024;
 
 /**
  * One TCP client: reads and frames its requests, runs them through the dispatcher, and
@@ -56,6 +62,8 @@ export class Connection implements Client {
   private readPaused = false;
   private pushPaused = false;
   private inputBytes = 0;
+  /** Bytes read past this turn's budget. They are framed on a later turn, and reading stays paused until then. */
+  private deferred: Buffer | null = null;
 
   constructor(
     readonly id: number,
@@ -77,6 +85,7 @@ export class Connection implements Client {
     // The listener allows half-open sockets: a client that shuts down its sending side
     // after its requests still gets every reply.
     socket.on('end', () => {
+      this.takeDeferred();
       this.framer.finish();
       this.trackInput();
       this.finishAndClose();
@@ -112,8 +121,42 @@ export class Connection implements Client {
 
   private onData(chunk: Buffer): void {
     if (this.closing) return;
+    if (this.deferred !== null) {
+      // These bytes were read before the pause took effect, so they join the waiting ones.
+      this.deferred = Buffer.concat([this.deferred, chunk]);
+      return;
+    }
+    this.feed(chunk);
+  }
+
+  /** Frames at most this turn's budget of `chunk` and defers the rest to the next turn. */
+  private feed(chunk: Buffer): void {
+    if (chunk.length > READ_BUDGET_BYTES) {
+      this.deferred = chunk.subarray(READ_BUDGET_BYTES);
+      chunk = chunk.subarray(0, READ_BUDGET_BYTES);
+      this.socket.pause();
+      setImmediate(() => this.feedDeferred());
+    }
     this.framer.push(chunk);
     this.trackInput();
+  }
+
+  private feedDeferred(): void {
+    const rest = this.deferred;
+    this.deferred = null;
+    if (rest === null || this.closing || this.closed) return;
+    this.feed(rest);
+    if (this.deferred === null && !this.readPaused) this.socket.resume();
+  }
+
+  /** Frames every deferred byte at once, as when the client ended its side. */
+  private takeDeferred(): void {
+    const rest = this.deferred;
+    this.deferred = null;
+    if (rest !== null && !this.closing) {
+      this.framer.push(rest);
+      this.trackInput();
+    }
   }
 
   private trackInput(): void {
@@ -215,7 +258,7 @@ export class Connection implements Client {
     if (shouldPauseRead !== this.readPaused && !this.closing) {
       this.readPaused = shouldPauseRead;
       if (shouldPauseRead) this.socket.pause();
-      else this.socket.resume();
+      else if (this.deferred === null) this.socket.resume();
     }
     if (outputFull !== this.pushPaused) {
       this.pushPaused = outputFull;
