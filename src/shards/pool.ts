@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { MessageChannel, MessagePort } from 'node:worker_threads';
+import Denque from 'denque';
 import Piscina from 'piscina';
 import type { Logger } from 'pino';
 import { Config } from '../config/types';
@@ -36,7 +37,11 @@ class ShardHandle {
   ready: Promise<void>;
   /** Requests waiting for the next batch. */
   queued: Request[] = [];
-  sinks = new Map<number, ReplySink>();
+  /**
+   * Receivers of the replies still owed, oldest first, with their request ids. A shard
+   * answers its requests in the order it got them, so replies are matched from the front.
+   */
+  sinks = new Denque<[number, ReplySink]>();
   inFlight = false;
   scheduled = false;
   alive = true;
@@ -179,7 +184,7 @@ export class ShardPool {
     let requestId = 0;
     if (sink !== undefined) {
       requestId = this.nextRequestId++;
-      handle.sinks.set(requestId, sink);
+      handle.sinks.push([requestId, sink]);
     }
     handle.queued.push([op, requestId, connectionId, group, ...args]);
     if (!handle.inFlight) this.scheduleFlush(handle);
@@ -231,11 +236,11 @@ export class ShardPool {
   private deliver(handle: ShardHandle, output: Output): void {
     switch (output[0]) {
       case Out.Reply: {
-        const sink = handle.sinks.get(output[1]);
-        if (sink !== undefined) {
-          handle.sinks.delete(output[1]);
-          sink(output[2]);
+        const entry = handle.sinks.shift();
+        if (entry === undefined || entry[0] !== output[1]) {
+          throw new Error(`shard ${handle.index} answered request ${output[1]} out of order`);
         }
+        entry[1](output[2]);
         break;
       }
       case Out.Push:
@@ -254,7 +259,7 @@ export class ShardPool {
     // then a dead shard's groups reply shard-unavailable.
     this.logger.error({ shard: handle.index, err: error }, 'shard thread stopped; its groups are unavailable');
     const reply = errorReply(ErrorCode.SHARD_UNAVAILABLE, `shard ${handle.index} stopped; retry later`);
-    for (const sink of handle.sinks.values()) sink(reply);
+    for (const [, sink] of handle.sinks.toArray()) sink(reply);
     handle.sinks.clear();
     handle.queued = [];
   }
