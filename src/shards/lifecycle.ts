@@ -47,7 +47,6 @@ export function publishJob(ctx: ShardContext, queue: Queue, type: string, payloa
     startedAt: 0,
     endedAt: 0,
     holder: null,
-    leaseUntil: 0,
     timer: null,
     history: null,
     queued: false,
@@ -77,17 +76,13 @@ export function hold(ctx: ShardContext, job: Job, worker: WorkerConnection): voi
   job.startedAt = ctx.timers.now();
   job.version++;
   worker.held.add(job);
-  job.leaseUntil = job.startedAt + ctx.settings.leaseMs;
-  scheduleLeaseCheck(ctx, job, job.version, job.leaseUntil);
+  scheduleLeaseCheck(ctx, job, job.version, job.startedAt + ctx.settings.leaseMs);
   ctx.store.jobChanged(job.queue.group.slug, job);
 }
 
-/**
- * Extends the holder's lease by the configured duration. The pending lease check notices
- * the new end and re-arms itself, so renewals add no timers.
- */
+/** Extends the holder's lease by the configured duration: the lease check moves to the new end. */
 export function renewLease(ctx: ShardContext, job: Job): void {
-  job.leaseUntil = ctx.timers.now() + ctx.settings.leaseMs;
+  scheduleLeaseCheck(ctx, job, job.version, ctx.timers.now() + ctx.settings.leaseMs);
 }
 
 /**
@@ -107,11 +102,6 @@ function clearJobTimer(ctx: ShardContext, job: Job): void {
 function scheduleLeaseCheck(ctx: ShardContext, job: Job, version: number, due: number): void {
   setJobTimer(ctx, job, due, () => {
     if (job.version !== version || job.state !== 'in-progress' || job.holder === null) return;
-    if (job.leaseUntil > ctx.timers.now()) {
-      // The lease was renewed since this check was set: check again at its new end.
-      scheduleLeaseCheck(ctx, job, version, job.leaseUntil);
-      return;
-    }
     const holder = job.holder;
     const expired = historyOf(job).expiredHolders;
     expired.push(holder.id);
@@ -142,7 +132,6 @@ function releaseHolder(ctx: ShardContext, job: Job): void {
   if (holder === null) return;
   holder.held.delete(job);
   job.holder = null;
-  job.leaseUntil = 0;
   for (const queue of holder.subscriptions) ctx.markDirty(queue);
 }
 

@@ -28,7 +28,6 @@ export interface Job {
   endedAt: number;
   /** Connection holding the job while in progress, else null. */
   holder: WorkerConnection | null;
-  leaseUntil: number;
   /** The job's active timer: lease check, retry or done expiry. */
   timer: TimerEntry | null;
   history: DeliveryHistory | null;
