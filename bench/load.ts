@@ -165,24 +165,24 @@ function parseOptions(argv: string[]): Options | null {
     process.stdout.write(USAGE);
     return null;
   }
-  const integer = (name: string, text: string | undefined): number => {
+  const integer = (name: string, text: string | undefined, min: number): number => {
     const value = Number(text);
-    if (!Number.isInteger(value) || value < 0) throw new Error(`--${name} must be a non-negative integer, got "${text}"`);
+    if (!Number.isInteger(value) || value < min) throw new Error(`--${name} must be an integer of at least ${min}, got "${text}"`);
     return value;
   };
   return {
     host: values.host as string,
-    port: integer('port', values.port),
+    port: integer('port', values.port, 1),
     user: values.user as string,
     password: values.password as string,
     group: values.group as string,
     queue: values.queue as string,
-    jobs: integer('jobs', values.jobs),
-    publishers: Math.max(1, integer('publishers', values.publishers)),
-    workers: Math.max(1, integer('workers', values.workers)),
-    inflight: Math.max(1, integer('inflight', values.inflight)),
-    payloadBytes: integer('payload-bytes', values['payload-bytes']),
-    timeoutMs: integer('timeout-seconds', values['timeout-seconds']) * 1000,
+    jobs: integer('jobs', values.jobs, 1),
+    publishers: integer('publishers', values.publishers, 1),
+    workers: integer('workers', values.workers, 1),
+    inflight: integer('inflight', values.inflight, 1),
+    payloadBytes: integer('payload-bytes', values['payload-bytes'], 0),
+    timeoutMs: integer('timeout-seconds', values['timeout-seconds'], 1) * 1000,
   };
 }
 

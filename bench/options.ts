@@ -70,17 +70,23 @@ results page. Peers (every broker but jobatator and ceiling) need bench/setup fi
   --note TEXT             paragraph to put at the top of the results
   --render FILE           write the page and chart from a --json file of an earlier run,
                           without running anything
-  --smoke                 a few hundred jobs per workload, Jobatator and the ceiling only,
-                          one run, no warm-up, a 0.1 s memory settle time: checks that
+  --smoke                 a few hundred jobs per workload, Jobatator and the ceiling unless
+                          --brokers says otherwise, one run, no warm-up, a 0.1 s memory settle time: checks that
                           the harness works
   --help                  show this text
 `;
 
-function integer(name: string, text: string, min: number): number {
+function integer(name: string, text: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
   const value = Number(text);
-  if (!Number.isInteger(value) || value < min) throw new Error(`--${name} must be an integer of at least ${min}, got "${text}"`);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `of at least ${min}` : `from ${min} to ${max}`;
+    throw new Error(`--${name} must be an integer ${range}, got "${text}"`);
+  }
   return value;
 }
+
+/** Largest `shards:` value the server accepts. */
+const MAX_SHARDS = 256;
 
 function positiveNumber(name: string, text: string): number {
   const value = Number(text);
@@ -100,6 +106,8 @@ function list<T extends string>(name: string, text: string, allowed: readonly T[
     if (!allowed.includes(item as T)) throw new Error(`--${name}: unknown "${item}"; expected some of ${allowed.join(', ')}`);
   }
   if (items.length === 0) throw new Error(`--${name} is empty`);
+  const repeated = items.find((item, index) => items.indexOf(item) !== index);
+  if (repeated !== undefined) throw new Error(`--${name} lists "${repeated}" twice; name each once`);
   return items as T[];
 }
 
@@ -162,9 +170,9 @@ export function parseOptions(argv: string[], defaultOutput: string): BenchOption
     floodRate: floodRate(values['flood-rate'], smoke),
     isolationProbeJobs: integer('isolation-probe-jobs', values['isolation-probe-jobs'] ?? defaults.probe, 1),
     scalingJobs: integer('scaling-jobs', values['scaling-jobs'] ?? defaults.scaling, 1),
-    scalingShards: (values['scaling-shards'] ?? defaults.scalingShards).split(',').map((text) => integer('scaling-shards', text.trim(), 1)),
+    scalingShards: (values['scaling-shards'] ?? defaults.scalingShards).split(',').map((text) => integer('scaling-shards', text.trim(), 1, MAX_SHARDS)),
     memorySettleMs: smoke ? 100 : 1000,
-    shards: integer('shards', values.shards ?? String(Math.max(1, os.availableParallelism() - 1)), 1),
+    shards: integer('shards', values.shards ?? String(Math.max(1, os.availableParallelism() - 1)), 1, MAX_SHARDS),
     prefetch: integer('prefetch', values.prefetch ?? '16', 1),
     connections: integer('connections', values.connections ?? '4', 1),
     inflight: integer('inflight', values.inflight ?? '64', 1),

@@ -101,7 +101,7 @@ export const TABLES: Record<WorkloadName, Table> = {
     title: 'Latency',
     describe: (o) =>
       `${integer(o.latencyRate)} jobs/s for ${o.latencySeconds} s, paced over ${o.connections} publishers, ${o.connections} workers. ` +
-      'Latency runs from the moment a publisher writes a job to the moment a worker reads it. Publishers follow a schedule; one held back by the broker sends late, and its backlog then shows in the latency of the jobs before it.',
+      'Latency runs from the moment a publisher writes a job to the moment a worker reads it. Publishers follow a schedule. A publisher held back by the broker sends its next jobs late, and that wait is not counted; the stall shows in the latency of the jobs it had already sent.',
     columns: [
       { key: 'p50_ms', label: 'p50 ms', format: ms },
       { key: 'p99_ms', label: 'p99 ms', format: ms },

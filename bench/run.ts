@@ -49,7 +49,10 @@ function writeOutputs(options: BenchOptions, results: Results): void {
     if (file !== null) fs.mkdirSync(path.dirname(file), { recursive: true });
   }
   if (options.json !== null) fs.writeFileSync(options.json, `${JSON.stringify(results, null, 2)}\n`);
-  if (options.svg !== null) fs.writeFileSync(options.svg, renderResultsChart(results));
+  if (options.svg !== null) {
+    fs.writeFileSync(options.svg, renderResultsChart(results));
+    process.stdout.write(`chart written to ${options.svg}\n`);
+  }
   if (options.output !== null) {
     const chart = options.svg === null ? null : path.relative(path.dirname(options.output), options.svg);
     writeResultsPage(options.output, results, chart);
@@ -77,7 +80,13 @@ async function main(argv: string[]): Promise<number> {
   if (options === null) return 0;
   if (options.render !== null) {
     // Renders saved results with the current report code; the saved options describe the runs.
-    const saved = JSON.parse(fs.readFileSync(options.render, 'utf8')) as Results;
+    let saved: Results;
+    try {
+      saved = JSON.parse(fs.readFileSync(options.render, 'utf8')) as Results;
+    } catch (error) {
+      process.stderr.write(`bench: cannot read --render ${options.render}: ${(error as Error).message}; pass a file that --json wrote\n`);
+      return 2;
+    }
     writeOutputs({ ...options, json: null }, saved);
     return 0;
   }

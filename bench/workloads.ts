@@ -141,7 +141,7 @@ async function acrossBrokers(
     if (options.warmup && context.options.warmup) {
       for (const broker of instances) {
         const outcome = await runOnce(broker, true);
-        context.note(`${workload} ${broker.name} warm-up${outcome.error === undefined ? ' done' : ` failed: ${outcome.error}`}`);
+        context.note(`[${workload}] ${broker.name} warm-up${outcome.error === undefined ? ' done' : ` failed: ${outcome.error}`}`);
       }
     }
     for (let run = 1; run <= context.options.runs; run++) {
@@ -345,7 +345,7 @@ export async function isolationWorkload(context: WorkloadContext): Promise<void>
         true,
         [light],
       );
-      context.note(`isolation jobatator warm-up${warm.error === undefined ? ' done' : ` failed: ${warm.error}`}`);
+      context.note(`[isolation] jobatator warm-up${warm.error === undefined ? ' done' : ` failed: ${warm.error}`}`);
     }
     for (let run = 1; run <= options.runs; run++) {
       const outcome = await attempt(
@@ -413,7 +413,7 @@ export async function scalingWorkload(context: WorkloadContext): Promise<void> {
     if (options.warmup) {
       for (const shards of options.scalingShards) {
         const outcome = await runOnce(shards, true);
-        context.note(`scaling jobatator shards: ${shards} warm-up${outcome.error === undefined ? ' done' : ` failed: ${outcome.error}`}`);
+        context.note(`[scaling] jobatator (shards: ${shards}) warm-up${outcome.error === undefined ? ' done' : ` failed: ${outcome.error}`}`);
       }
     }
     for (let run = 1; run <= options.runs; run++) {

@@ -51,6 +51,20 @@ checks('bad shard does not hide its group', async () => {
   assert.is(stderr, '  - groups[0].shard: expected an integer from 0 to 0 (shards: 1), got 5\n');
 });
 
+checks('group shard with invalid shards', async () => {
+  const config = baseConfig([{ username: 'alice', password: 'secret', groups: ['alpha', 'beta'] }]);
+  config.shards = 300;
+  config.groups = [
+    { slug: 'alpha', shard: 1 },
+    { slug: 'beta', shard: -1 },
+  ];
+  const stderr = await problems(config);
+  const lines = stderr.split('\n').filter((line) => line !== '');
+  assert.is(lines.length, 2, stderr);
+  assert.match(lines[0], /^ {2}- shards: expected an integer from 1 to 256 .*got 300$/);
+  assert.is(lines[1], '  - groups[1].shard: expected an integer of at least 0, got -1');
+});
+
 checks('YAML alias bomb gets one clear error', async () => {
   const lines = ['a: &a ["x","x","x","x","x","x","x","x","x","x"]'];
   for (let level = 1; level < 9; level++) {

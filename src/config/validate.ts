@@ -154,7 +154,9 @@ export function validateConfig(raw: unknown): ValidationResult {
   }
 
   const declaredSlugs = new Set<string>();
-  config.groups = validateGroups(input.groups, config.shards, problems, declaredSlugs);
+  // With an invalid shards value, group placements cannot be checked against it.
+  const shards = problems.some((problem) => problem.startsWith('shards:')) ? Infinity : config.shards;
+  config.groups = validateGroups(input.groups, shards, problems, declaredSlugs);
   config.users = validateUsers(input.users, declaredSlugs, problems, warnings);
   if (config.users.length === 0 && problems.length === 0) {
     warnings.push('no users are configured, so no client can log in; add entries under users');
@@ -197,7 +199,8 @@ function validateGroups(raw: unknown, shards: number, problems: string[], declar
     const group: GroupConfig = { slug };
     if (shard !== undefined) {
       if (typeof shard !== 'number' || !Number.isInteger(shard) || shard < 0 || shard >= shards) {
-        problems.push(`${where}.shard: expected an integer from 0 to ${shards - 1} (shards: ${shards}), got ${describe(shard)}`);
+        const range = Number.isFinite(shards) ? `from 0 to ${shards - 1} (shards: ${shards})` : 'of at least 0';
+        problems.push(`${where}.shard: expected an integer ${range}, got ${describe(shard)}`);
         return;
       }
       group.shard = shard;
