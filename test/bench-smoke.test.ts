@@ -21,17 +21,9 @@ interface SmokeResults {
   runs: SmokeRecord[];
 }
 
-/** Runs the harness in smoke mode and resolves with its exit code and output. */
-function runSmoke(dir: string): Promise<{ code: number | null; output: string }> {
-  const args = [
-    path.join(ROOT, 'dist', 'bench', 'run.js'),
-    '--smoke',
-    '--output',
-    path.join(dir, 'RESULTS.md'),
-    '--json',
-    path.join(dir, 'results.json'),
-  ];
-  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+/** Runs a compiled benchmark script and resolves with its exit code and output. */
+function runScript(script: string, args: string[]): Promise<{ code: number | null; output: string }> {
+  const child = spawn(process.execPath, [path.join(ROOT, 'dist', 'bench', script), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
@@ -45,6 +37,11 @@ function runSmoke(dir: string): Promise<{ code: number | null; output: string }>
       resolve({ code, output });
     });
   });
+}
+
+/** Runs the harness in smoke mode, writing its page and raw results into `dir`. */
+function runSmoke(dir: string): Promise<{ code: number | null; output: string }> {
+  return runScript('run.js', ['--smoke', '--output', path.join(dir, 'RESULTS.md'), '--json', path.join(dir, 'results.json')]);
 }
 
 function find(results: SmokeResults, workload: string, broker = 'jobatator', variant = ''): SmokeRecord {
@@ -101,6 +98,23 @@ test('bench smoke mode runs every workload against Jobatator', async () => {
     assert.ok(chart.includes('>jobatator</text>'));
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+
+test('storage engine comparison runs both engines', async () => {
+  const { code, output } = await runScript('engines.js', ['--jobs', '256', '--batches', '64']);
+  assert.is(code, 0, output);
+  const rows = output.split('\n').filter((line) => /^\| (lmdb|sqlite) \|/.test(line));
+  assert.is(rows.length, 4, output);
+  for (const line of rows) {
+    const cells = line.split('|').map((cell) => cell.trim());
+    const [engine, mode, batch, jobsPerSecond, cpu] = cells.slice(1, 6);
+    assert.ok(['lmdb', 'sqlite'].includes(engine), line);
+    assert.ok(['fsync', 'os'].includes(mode), line);
+    assert.is(batch, '64');
+    assert.ok(Number(jobsPerSecond.replace(/,/g, '')) > 0, line);
+    assert.ok(Number(cpu) > 0, line);
   }
 });
 
