@@ -226,9 +226,21 @@ function renderTable(table: Table, rows: Row[]): string {
   return lines.join('\n');
 }
 
+/** Brokers whose runs make a program's version worth listing. */
+const VERSION_OWNERS: Record<string, BrokerName[]> = {
+  beanstalkd: ['beanstalkd-memory', 'beanstalkd-binlog'],
+  'redis-server': ['bullmq'],
+  'rabbitmq-server': ['rabbitmq'],
+  erlang: ['rabbitmq'],
+  amqplib: ['rabbitmq'],
+  bullmq: ['bullmq'],
+  ioredis: ['bullmq'],
+};
+
 function renderMachine(results: Results): string {
   const { machine } = results;
   const versions = Object.entries(machine.versions)
+    .filter(([name]) => VERSION_OWNERS[name]?.some((broker) => results.options.brokers.includes(broker)) ?? true)
     .map(([name, version]) => `${name} ${version}`)
     .join(', ');
   return [
