@@ -228,4 +228,41 @@ framing('cli_idle_ms 0 turns the idle rule off', async () => {
   }
 });
 
+framing('parse error waits for earlier replies', async ({ server }) => {
+  const client = await LineClient.login(server.port);
+  assert.match(await client.request('PUBLISH order-a t x'), /^OK#/);
+  // LIST_JOBS holds later requests back until its reply, so PING waits in the inbox
+  // while the invalid line is read.
+  client.write(Buffer.concat([Buffer.from('LIST_JOBS order-a\nPING\n'), Buffer.from([0xff, 0x0a]), Buffer.from('PING\n')]));
+  const listing = await client.next();
+  assert.ok(listing.startsWith('['), listing);
+  assert.is(await client.next(), 'PONG');
+  assert.match(await client.next(), /^Err: invalid-utf8;/);
+  assert.is(await client.next(), 'PONG');
+  client.close();
+});
+
+framing('blank line keeps its place in a long pipeline', async ({ server }) => {
+  const client = await LineClient.login(server.port);
+  const count = 300;
+  client.write(`${Array.from({ length: count }, (_, n) => `PUBLISH order-b t ${n}\n`).join('')}\nPING\n`);
+  for (let index = 0; index < count; index++) assert.match(await client.next(), /^OK#/);
+  assert.is(await client.next(), 'Err: unknown-command');
+  assert.is(await client.next(), 'PONG');
+  client.close();
+});
+
+for (const [name, tail] of [
+  ['a blank line', Buffer.from('\nPING\n')],
+  ['invalid UTF-8 and an open quote', Buffer.concat([Buffer.from([0xff, 0x0a]), Buffer.from("X 'open\n")])],
+  ['a bad multibulk header', Buffer.from('*x\n')],
+] as const) {
+  framing(`nothing after QUIT is answered: ${name}`, async ({ server }) => {
+    const client = await LineClient.connect(server.port);
+    client.write(Buffer.concat([Buffer.from('PING\nQUIT\n'), tail]));
+    await client.waitClosed();
+    assert.equal(client.lines, ['PONG', '']);
+  });
+}
+
 framing.run();

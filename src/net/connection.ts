@@ -40,6 +40,14 @@ const MAX_INBOX_COMMANDS = 1024;
  */
 const READ_BUDGET_BYTES = 16 * 1024;
 
+/** A request the framer could not parse, kept in the inbox so its error reply keeps its place. */
+class FramingFailure {
+  constructor(
+    readonly error: ProtocolError,
+    readonly fatal: boolean,
+  ) {}
+}
+
 /**
  * One TCP client: reads and frames its requests, runs them through the dispatcher, and
  * writes replies and pushed jobs in order. Reading stops while too much output is unsent
@@ -53,7 +61,7 @@ export class Connection implements Client {
   private readonly framer: Framer;
   private readonly logger: Logger;
   /** Commands read but not run yet: a hashed login runs first, or the client is behind. */
-  private inbox = new Denque<string[]>();
+  private inbox = new Denque<string[] | FramingFailure>();
   private blocked = false;
   private closing = false;
   private closed = false;
@@ -102,12 +110,21 @@ export class Connection implements Client {
   /** Ends the connection after the replies owed so far; commands read after this one are dropped. */
   closeAfterReplies(): void {
     this.closing = true;
+    // Requests read after this point get no reply, not even one that fails to parse.
+    this.framer.stop();
+    if (this.deferred !== null) {
+      // Reading was paused for these bytes. They are dropped, and reading resumes so that
+      // the end of the client's side is seen.
+      this.deferred = null;
+      this.socket.resume();
+    }
     this.inbox.clear();
     queueMicrotask(() => this.endIfDone());
   }
 
   /** Stops reading, runs the commands already read, and ends once their replies are written. */
   finishAndClose(): void {
+    this.takeDeferred();
     this.closing = true;
     this.socket.pause();
     this.pump();
@@ -193,8 +210,12 @@ export class Connection implements Client {
     );
   }
 
-  private run(args: string[]): void {
-    const barrier = this.host.dispatcher.execute(this, args);
+  private run(item: string[] | FramingFailure): void {
+    if (item instanceof FramingFailure) {
+      this.replyFramingError(item.error, item.fatal);
+      return;
+    }
+    const barrier = this.host.dispatcher.execute(this, item);
     if (barrier !== undefined) {
       this.blocked = true;
       barrier.finally(() => {
@@ -207,11 +228,26 @@ export class Connection implements Client {
   /** Runs the waiting commands that may run now. */
   private pump(): void {
     while (this.inbox.length > 0 && this.canDispatch()) {
-      this.run(this.inbox.shift() as string[]);
+      this.run(this.inbox.shift() as string[] | FramingFailure);
     }
   }
 
+  /**
+   * Replies to a request that could not be parsed, in its place among the others: behind
+   * the commands still waiting in the inbox, if any. A fatal error stops the framer at once.
+   */
   private onFramingError(error: ProtocolError, fatal: boolean): void {
+    if (this.closing) return;
+    if (fatal) this.framer.stop();
+    if (this.inbox.length === 0) {
+      this.replyFramingError(error, fatal);
+      return;
+    }
+    this.inbox.push(new FramingFailure(error, fatal));
+    this.updateFlow();
+  }
+
+  private replyFramingError(error: ProtocolError, fatal: boolean): void {
     this.output.send(error.toReply());
     if (!fatal) return;
     this.logger.info({ code: error.code }, 'closing connection after a framing error');
