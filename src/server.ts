@@ -1,5 +1,6 @@
 import type http from 'node:http';
 import type net from 'node:net';
+import path from 'node:path';
 import type { Logger } from 'pino';
 import { Authenticator } from './auth/passwords';
 import type { Config } from './config/types';
@@ -92,6 +93,11 @@ export class JobatatorServer implements ServerContext, ConnectionHost {
 
   /** Starts the shards, then the TCP listener and the HTTP gateway. */
   async start(): Promise<void> {
+    if (this.config.durability === 'memory') {
+      this.logger.info({ durability: 'memory' }, 'jobs are kept in memory only: a restart loses them');
+    } else {
+      this.logger.info({ durability: this.config.durability, data_dir: path.resolve(this.config.data_dir) }, 'jobs are stored on disk');
+    }
     await this.shards.start();
     this.tcp = await listenTcp(this.config.host, this.config.port, this.config.tcp_keepalive, this.logger, (socket) =>
       this.accept(socket),
@@ -149,6 +155,9 @@ export class JobatatorServer implements ServerContext, ConnectionHost {
   /** Forgets a client and returns the jobs it held to pending. */
   release(client: Client): void {
     this.clients.delete(client.id);
+    // Connections that a stop closes did not fail their jobs: a held job stays stored as
+    // it was before its delivery, and comes back pending, without an attempt, at the next start.
+    if (this.stopping !== undefined) return;
     this.shards.notify(client.session.shards, Op.Close, client.id);
   }
 

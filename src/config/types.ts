@@ -2,6 +2,9 @@
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
+export const DURABILITY_MODES = ['memory', 'os', 'fsync'] as const;
+export type Durability = (typeof DURABILITY_MODES)[number];
+
 export interface GroupConfig {
   slug: string;
   /** Shard index the group is pinned to; placed by a hash of the slug when absent. */
@@ -29,6 +32,13 @@ export interface Config {
   /** `IGNORE` removes the retry delay, and a new recurrent job publishes one job at once. */
   delay_policy: '' | 'IGNORE';
   log_level: LogLevel;
+  /** Directory of the job stores; relative paths start at the working directory. */
+  data_dir: string;
+  /**
+   * `memory` keeps nothing on disk. `os` replies once a change is written to the operating
+   * system, and `fsync` once it is synced to disk.
+   */
+  durability: Durability;
   /** Seconds a done job stays listed before it is deleted; 0 deletes it at once. */
   job_timeout: number;
   /** Seconds an errored job waits before it is pushed again. */

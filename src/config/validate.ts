@@ -1,5 +1,5 @@
 import os from 'node:os';
-import { Config, GroupConfig, LOG_LEVELS, LogLevel, UserConfig } from './types';
+import { Config, Durability, DURABILITY_MODES, GroupConfig, LOG_LEVELS, LogLevel, UserConfig } from './types';
 
 const MIB = 1024 * 1024;
 
@@ -12,6 +12,10 @@ export function defaultConfig(): Config {
     test_mode: false,
     allow_dispatch: false,
     delay_policy: '',
+    data_dir: './data',
+    // TODO: make os the default once a dead shard thread is restarted from its store and
+    // disk errors are answered with storage-unavailable.
+    durability: 'memory',
     log_level: 'info',
     job_timeout: 60,
     retry_delay: 30,
@@ -68,6 +72,8 @@ const KNOWN_KEYS = new Set([
   'host',
   'delay_policy',
   'log_level',
+  'data_dir',
+  'durability',
   'groups',
   'users',
   ...BOOLEAN_KEYS,
@@ -141,6 +147,23 @@ export function validateConfig(raw: unknown): ValidationResult {
       config.delay_policy = policy;
     } else {
       problems.push(`delay_policy: expected "" or "IGNORE", got ${describe(input.delay_policy)}`);
+    }
+  }
+
+  if (input.data_dir !== undefined) {
+    if (typeof input.data_dir === 'string' && input.data_dir.trim() !== '') {
+      config.data_dir = input.data_dir;
+    } else {
+      problems.push(`data_dir: expected a directory path, got ${describe(input.data_dir)}`);
+    }
+  }
+
+  if (input.durability !== undefined) {
+    const mode = String(input.durability).toLowerCase();
+    if ((DURABILITY_MODES as readonly string[]).includes(mode)) {
+      config.durability = mode as Durability;
+    } else {
+      problems.push(`durability: expected one of ${DURABILITY_MODES.join(', ')}, got ${describe(input.durability)}`);
     }
   }
 

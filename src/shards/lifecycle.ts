@@ -1,3 +1,4 @@
+import type { JobRecord } from '../storage/lmdb-store';
 import type { JobStore } from '../storage/store';
 import { newJobId } from './ids';
 import type { ShardSettings } from './messages';
@@ -23,6 +24,11 @@ const MAX_EXPIRED_HOLDERS = 8;
 
 let nextSeq = 1;
 
+/** Makes later jobs take publish numbers above `seq`, once stored jobs are loaded. */
+export function reserveSeqThrough(seq: number): void {
+  if (seq >= nextSeq) nextSeq = seq + 1;
+}
+
 /**
  * Escapes a payload for JSON as one flat string. JSON.stringify returns a long result as a
  * chain of joined parts, which would cost two extra string headers for as long as the job
@@ -33,15 +39,14 @@ function flatJson(payload: string): string {
   return json.length < 32 ? json : Buffer.from(json, 'utf8').toString('utf8');
 }
 
-export function publishJob(ctx: ShardContext, queue: Queue, type: string, payload: string): Job {
-  let id = newJobId();
-  while (queue.group.jobs.has(id)) id = newJobId();
+/** Creates a pending job and adds it to its queue's list and its group's index. */
+function addJob(queue: Queue, id: string, seq: number, typeJson: string, payloadJson: string): Job {
   const job: Job = {
     id,
-    seq: nextSeq++,
+    seq,
     queue,
-    typeJson: queue.typeJson(type),
-    payloadJson: flatJson(payload),
+    typeJson,
+    payloadJson,
     state: 'pending',
     attempts: 0,
     startedAt: 0,
@@ -56,10 +61,50 @@ export function publishJob(ctx: ShardContext, queue: Queue, type: string, payloa
   };
   queue.linkJob(job);
   queue.group.jobs.set(id, job);
+  return job;
+}
+
+export function publishJob(ctx: ShardContext, queue: Queue, type: string, payload: string): Job {
+  let id = newJobId();
+  while (queue.group.jobs.has(id)) id = newJobId();
+  const job = addJob(queue, id, nextSeq++, queue.typeJson(type), flatJson(payload));
   queue.addFresh(job);
   ctx.store.jobChanged(queue.group.slug, job);
   ctx.markDirty(queue);
   return job;
+}
+
+/**
+ * Rebuilds a stored job at start-up. A job that was in progress was stored as pending, so
+ * it is delivered anew. A done job keeps its job_timeout clock, and an errored one its retry.
+ */
+export function restoreJob(ctx: ShardContext, queue: Queue, seq: number, record: JobRecord): void {
+  const [id, , typeJson, payloadJson, state, attempts, startedAt, endedAt] = record;
+  reserveSeqThrough(seq);
+  const job = addJob(queue, id, seq, typeJson, payloadJson);
+  job.attempts = attempts;
+  job.startedAt = startedAt;
+  job.endedAt = endedAt;
+  if (state === 'done') {
+    job.state = 'done';
+    if (ctx.settings.jobTimeoutMs === 0) {
+      removeJob(ctx, job);
+      return;
+    }
+    setJobTimer(ctx, job, endedAt + ctx.settings.jobTimeoutMs, () => {
+      if (job.version === 0) removeJob(ctx, job);
+    });
+    return;
+  }
+  if (state === 'errored' && !ctx.settings.ignoreDelays) {
+    job.state = 'errored';
+    setJobTimer(ctx, job, endedAt + ctx.settings.retryDelayMs, () => {
+      if (job.version === 0 && job.state === 'errored') makePending(ctx, job);
+    });
+    return;
+  }
+  queue.addFresh(job);
+  ctx.markDirty(queue);
 }
 
 /** Hands a pending job to a worker and starts its lease. */

@@ -1,3 +1,5 @@
+import type { Durability } from '../config/types';
+
 /**
  * Messages between the main thread and the shard threads. Both directions carry
  * msgpack-encoded batches of tuples, so one message crosses threads per batch, not per
@@ -91,6 +93,9 @@ export interface ShardSettings {
   ignoreDelays: boolean;
   maxReplyBytes: number;
   logLevel: string;
+  /** Absolute directory of the job stores. */
+  dataDir: string;
+  durability: Durability;
 }
 
 export interface ShardStats {

@@ -27,7 +27,7 @@ const JOB_STATES = new Set(['done', 'errored', 'in-progress']);
 /** Largest offset or limit accepted by LIST_JOBS (2^31 - 1). */
 const MAX_PAGE_VALUE = 2_147_483_647;
 
-function getOrCreateQueue(group: Group, slug: string, createdAt: number): Queue {
+export function getOrCreateQueue(group: Group, slug: string, createdAt: number): Queue {
   let queue = group.queues.get(slug);
   if (queue === undefined) {
     queue = new Queue(newJobId(), slug, group, createdAt);

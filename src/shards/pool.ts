@@ -111,6 +111,8 @@ export class ShardPool {
       ignoreDelays: this.config.delay_policy === 'IGNORE',
       maxReplyBytes: this.config.max_reply_bytes,
       logLevel: this.config.log_level,
+      dataDir: path.resolve(this.config.data_dir),
+      durability: this.config.durability,
     };
     for (let index = 0; index < this.config.shards; index++) {
       const groups = [...this.groupShard].filter(([, shard]) => shard === index).map(([slug]) => slug);
@@ -122,7 +124,17 @@ export class ShardPool {
       this.handles.push(handle);
       this.logger.debug({ shard: index, groups }, 'shard starting');
     }
-    await Promise.all(this.handles.map((handle) => handle.ready));
+    // A thread that fails while it starts (a store that cannot be opened) stops the start-up.
+    await Promise.all(
+      this.handles.map((handle) =>
+        Promise.race([
+          handle.ready,
+          handle.attach.then(() => {
+            throw new Error(`shard ${handle.index} stopped while it started`);
+          }),
+        ]),
+      ),
+    );
   }
 
   /** Returns the shard index that owns a configured group. */

@@ -1,12 +1,13 @@
 import type { MessagePort } from 'node:worker_threads';
 import pino, { Logger } from 'pino';
 import { errorReply, ErrorCode, ProtocolError } from '../protocol/errors';
+import { LmdbStore } from '../storage/lmdb-store';
 import { JobStore, MemoryStore } from '../storage/store';
 import { decode, encode } from './codec';
-import { dispatchQueue, ShardContext } from './lifecycle';
+import { dispatchQueue, restoreJob, ShardContext } from './lifecycle';
 import { Out, Output, Request, ShardInit, ShardMessage, ShardSettings } from './messages';
 import { Group, Job, Queue, WorkerConnection } from './model';
-import { OPERATIONS } from './operations';
+import { getOrCreateQueue, OPERATIONS } from './operations';
 import { renderPush } from './render';
 import { Timers } from './timers';
 
@@ -24,7 +25,7 @@ const EARLY_SEND_CHARS = 32 * 1024 * 1024;
 export class Shard implements ShardContext {
   readonly settings: ShardSettings;
   readonly timers: Timers;
-  readonly store: JobStore = new MemoryStore();
+  readonly store: JobStore;
   readonly logger: Logger;
   readonly groups = new Map<string, Group>();
   readonly connections = new Map<number, WorkerConnection>();
@@ -34,6 +35,10 @@ export class Shard implements ShardContext {
   private outputChars = 0;
   /** True while a batch runs; outputs of timers fired by ADVANCE_CLOCK then go with the batch reply. */
   private inBatch = false;
+  /** Settles once every message so far was posted; messages wait for their changes to be stored. */
+  private posted: Promise<void> = Promise.resolve();
+  /** Messages waiting for a commit before they are posted. */
+  private waiting = 0;
 
   constructor(
     init: ShardInit,
@@ -46,6 +51,28 @@ export class Shard implements ShardContext {
       () => this.finishTurn(false),
       (error) => this.logger.error({ err: error }, 'timer failed inside the shard'),
     );
+    if (init.settings.durability === 'memory') {
+      this.store = new MemoryStore();
+    } else {
+      const store = new LmdbStore(init.settings.dataDir, init.groups, init.settings.durability === 'fsync');
+      this.store = store;
+      this.loadJobs(store);
+    }
+  }
+
+  /** Rebuilds the jobs of every group from the store, in publish order. */
+  private loadJobs(store: LmdbStore): void {
+    let loaded = 0;
+    for (const group of this.groups.values()) {
+      for (const { seq, record } of store.load(group.slug)) {
+        restoreJob(this, getOrCreateQueue(group, record[1], 0), seq, record);
+        loaded++;
+      }
+    }
+    // Removals of done jobs past their job_timeout are written before the first request.
+    void this.store.commit();
+    this.dirty.clear();
+    this.logger.info({ jobs: loaded, groups: this.groups.size }, 'jobs loaded from the store');
   }
 
   /** Runs one batch from the main thread and sends the reply message. */
@@ -78,12 +105,32 @@ export class Shard implements ShardContext {
     if (this.outputChars > EARLY_SEND_CHARS) this.sendOutputs(false);
   }
 
-  /** Sends the outputs collected so far in one message. */
+  /**
+   * Sends the outputs collected so far in one message, once the changes they report are
+   * stored. Messages keep their order, so a push never overtakes a reply before it.
+   */
   private sendOutputs(answersBatch: boolean): void {
     const message: ShardMessage = [answersBatch, this.outputs];
     this.outputs = [];
     this.outputChars = 0;
-    this.port.postMessage(encode(message));
+    const commit = this.store.commit();
+    if (commit === null && this.waiting === 0) {
+      this.port.postMessage(encode(message));
+      return;
+    }
+    this.waiting++;
+    this.posted = Promise.all([this.posted, commit]).then(
+      () => {
+        this.waiting--;
+        this.port.postMessage(encode(message));
+      },
+      (error: unknown) => {
+        // TODO: reply storage-unavailable instead of posting, and recover once the disk does.
+        this.waiting--;
+        this.logger.error({ err: error }, 'storing a batch failed');
+        this.port.postMessage(encode(message));
+      },
+    );
   }
 
   /** Runs the dispatch rounds this turn asked for and sends what the turn produced. */
@@ -125,7 +172,10 @@ export class Shard implements ShardContext {
     return connection;
   }
 
-  stop(): void {
+  /** Stops the timers and closes the store once every message was posted. */
+  async stop(): Promise<void> {
     this.timers.stop();
+    await this.posted;
+    await this.store.close();
   }
 }

@@ -10,12 +10,19 @@ import { Shard } from './shard';
 function attach(init: ShardInit & { port: MessagePort }): Promise<void> {
   const { port } = init;
   const shard = new Shard(init, port);
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     port.on('message', (data: unknown) => {
       if (data === 'shutdown') {
-        shard.stop();
-        port.close();
-        resolve();
+        shard.stop().then(
+          () => {
+            port.close();
+            resolve();
+          },
+          (error: unknown) => {
+            port.close();
+            reject(error as Error);
+          },
+        );
         return;
       }
       shard.handleBatch(data as Uint8Array);

@@ -1,0 +1,114 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { open, RootDatabase } from 'lmdb';
+import type { Job, JobState, RecurrentEntry } from '../shards/model';
+import type { JobStore } from './store';
+
+/** Version of the record layout below. A store written with another version is refused. */
+const FORMAT_VERSION = 1;
+const FORMAT_KEY = 'format';
+const JOB_KEY = 'job';
+
+/** A stored job: `[id, queue slug, type JSON, payload JSON, state, attempts, startedAt, endedAt]`. */
+export type JobRecord = [string, string, string, string, JobState, number, number, number];
+
+/** A job as loaded from a store, in publish order. */
+export interface StoredJob {
+  seq: number;
+  record: JobRecord;
+}
+
+/** Thrown when a store cannot be opened or was written by another version. */
+export class StoreOpenError extends Error {}
+
+/** Directory of one group's store. Slugs may contain dots, so every dot is escaped too. */
+function groupDirectory(dataDir: string, slug: string): string {
+  return path.join(dataDir, 'groups', encodeURIComponent(slug).replace(/\./g, '%2E'));
+}
+
+/**
+ * Jobs of a shard's groups in lmdb, one environment per group, so that a group can move to
+ * another shard between restarts. lmdb's own thread commits the writes of each turn of the
+ * event loop in one transaction. `commit` resolves once the turn's writes are committed
+ * (`os`), or once they are also synced to disk (`fsync`). A job in progress is stored as it
+ * was before its delivery, since a restart makes it pending again.
+ */
+export class LmdbStore implements JobStore {
+  private readonly databases = new Map<string, RootDatabase>();
+  /** Databases written since the last commit. */
+  private readonly written = new Set<RootDatabase>();
+
+  constructor(
+    dataDir: string,
+    groups: string[],
+    private readonly fsync: boolean,
+  ) {
+    for (const slug of groups) {
+      const directory = groupDirectory(dataDir, slug);
+      let database: RootDatabase;
+      try {
+        fs.mkdirSync(directory, { recursive: true });
+        database = open({ path: directory, compression: false });
+      } catch (error) {
+        throw new StoreOpenError(`cannot open the store of group ${slug} in ${directory}: ${(error as Error).message}; check that data_dir is writable`);
+      }
+      const format = database.get(FORMAT_KEY) as unknown;
+      if (format === undefined) {
+        database.putSync(FORMAT_KEY, FORMAT_VERSION);
+      } else if (format !== FORMAT_VERSION) {
+        throw new StoreOpenError(`the store of group ${slug} in ${directory} has format ${String(format)}, and this server reads format ${FORMAT_VERSION}; start the version that wrote it, or move the directory away`);
+      }
+      this.databases.set(slug, database);
+    }
+  }
+
+  /** Returns the stored jobs of a group in publish order. */
+  load(group: string): StoredJob[] {
+    const database = this.database(group);
+    const jobs: StoredJob[] = [];
+    for (const { key, value } of database.getRange({ start: [JOB_KEY, 0], end: [JOB_KEY, Infinity] })) {
+      jobs.push({ seq: (key as [string, number])[1], record: value as JobRecord });
+    }
+    return jobs;
+  }
+
+  jobChanged(group: string, job: Job): void {
+    if (job.state === 'in-progress' || job.state === 'removed') return;
+    const database = this.database(group);
+    const record: JobRecord = [job.id, job.queue.slug, job.typeJson, job.payloadJson, job.state, job.attempts, job.startedAt, job.endedAt];
+    void database.put([JOB_KEY, job.seq], record);
+    this.written.add(database);
+  }
+
+  jobRemoved(group: string, job: Job): void {
+    const database = this.database(group);
+    void database.remove([JOB_KEY, job.seq]);
+    this.written.add(database);
+  }
+
+  // TODO: store recurrent jobs with their last run, so they survive a restart.
+  recurrentChanged(_group: string, _entry: RecurrentEntry): void {}
+
+  recurrentRemoved(_group: string, _entry: RecurrentEntry): void {}
+
+  commit(): Promise<void> | null {
+    if (this.written.size === 0) return null;
+    const pending = [...this.written].map((database) => (this.fsync ? database.flushed : database.committed));
+    this.written.clear();
+    return Promise.all(pending).then(() => undefined);
+  }
+
+  async close(): Promise<void> {
+    for (const database of this.databases.values()) {
+      await database.flushed;
+      await database.close();
+    }
+    this.databases.clear();
+  }
+
+  private database(group: string): RootDatabase {
+    const database = this.databases.get(group);
+    if (database === undefined) throw new Error(`group ${group} has no store on this shard`);
+    return database;
+  }
+}

@@ -1,0 +1,144 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { closeAll, Job, LineClient, waitFor } from './helpers/client';
+import { publishAll } from './helpers/jobs';
+import fs from 'node:fs';
+import path from 'node:path';
+import { open } from 'lmdb';
+import { runCli } from './helpers/process';
+import { BASE_CONFIG, startServer, tempDir, TestServer, writeConfig } from './helpers/server';
+
+const MODES = ['os', 'fsync'] as const;
+
+function durableServer(dataDir: string, mode: string, overrides: Record<string, unknown> = {}): Promise<TestServer> {
+  return startServer({ durability: mode, data_dir: dataDir, job_timeout: 60, ...overrides });
+}
+
+async function listJobs(port: number, queue: string): Promise<Job[]> {
+  const client = await LineClient.login(port);
+  const jobs = await client.json<Job[]>(`LIST_JOBS ${queue}`);
+  client.close();
+  return jobs;
+}
+
+for (const mode of MODES) {
+  test(`restart keeps jobs (${mode})`, async () => {
+    const dataDir = tempDir();
+    let server = await durableServer(dataDir, mode);
+    const client = await LineClient.login(server.port);
+    const [a, b, c] = await publishAll(client, 'keep', ['{"n":1}', '{"n":2}', '{"n":3}']);
+    // b is held when the server stops, so it comes back pending, without an attempt.
+    assert.is(await client.request(`UPDATE_JOB ${b} in-progress`), 'OK');
+    assert.is(await client.request(`UPDATE_JOB ${c} in-progress`), 'OK');
+    assert.is(await client.request(`UPDATE_JOB ${c} done`), 'OK');
+    // The holder stays connected: the stop closes its connection.
+    assert.is(await server.stop(), 0);
+    client.close();
+
+    server = await durableServer(dataDir, mode);
+    try {
+      const jobs = await listJobs(server.port, 'keep');
+      assert.equal(
+        jobs.map((job) => [job.ID, job.State, job.Attempts, job.Payload]),
+        [
+          [a, 'pending', 0, '{"n":1}'],
+          [b, 'pending', 0, '{"n":2}'],
+          [c, 'done', 0, '{"n":3}'],
+        ],
+      );
+      // A new job gets a place after the stored ones.
+      const publisher = await LineClient.login(server.port);
+      const [d] = await publishAll(publisher, 'keep', ['{"n":4}']);
+      publisher.close();
+      assert.equal((await listJobs(server.port, 'keep')).map((job) => job.ID), [a, b, c, d]);
+    } finally {
+      assert.is(await server.stop(), 0);
+    }
+  });
+
+  test(`SIGKILL keeps every acknowledged job (${mode})`, async () => {
+    const dataDir = tempDir();
+    const acknowledged: string[] = [];
+    for (const killAfter of [300, 2000]) {
+      const server = await durableServer(dataDir, mode);
+      const publishers = await Promise.all([1, 2, 3].map(() => LineClient.login(server.port)));
+      const before = acknowledged.length;
+      let stop = false;
+      // Each publisher keeps 100 requests in flight until the server is killed.
+      const runs = publishers.map(async (publisher, index) => {
+        let sent = 0;
+        let answered = 0;
+        const top = (): void => {
+          let lines = '';
+          while (!stop && sent - answered < 100) {
+            lines += `PUBLISH kill t {"p":${index},"n":${sent}}\n`;
+            sent++;
+          }
+          if (lines !== '') publisher.write(lines);
+        };
+        top();
+        while (!stop) {
+          const reply = await publisher.next(10_000).catch(() => null);
+          if (reply === null) break;
+          answered++;
+          if (reply.startsWith('OK#')) acknowledged.push(reply.slice(3));
+          top();
+        }
+      });
+      await waitFor(() => acknowledged.length - before >= killAfter, 20_000, `${killAfter} acknowledged jobs`);
+      server.process.kill('SIGKILL');
+      stop = true;
+      await server.exited;
+      closeAll(...publishers);
+      await Promise.all(runs);
+
+      const restarted = await durableServer(dataDir, mode);
+      try {
+        const stored = (await listJobs(restarted.port, 'kill')).map((job) => job.ID);
+        assert.is(new Set(stored).size, stored.length, 'no job is stored twice');
+        const storedSet = new Set(stored);
+        const missing = acknowledged.filter((id) => !storedSet.has(id));
+        assert.equal(missing, [], `${missing.length} acknowledged jobs are missing after the kill`);
+      } finally {
+        assert.is(await restarted.stop(), 0);
+      }
+    }
+  });
+}
+
+test('a different shard count keeps every job', async () => {
+  const dataDir = tempDir();
+  let server = await durableServer(dataDir, 'os', { shards: 2, groups: [{ slug: 'group1', shard: 1 }, { slug: 'group2' }, { slug: 'group3' }] });
+  const client = await LineClient.login(server.port);
+  const ids = await publishAll(client, 'moved', ['{"n":1}', '{"n":2}']);
+  client.close();
+  assert.is(await server.stop(), 0);
+
+  server = await durableServer(dataDir, 'os', { shards: 1, groups: [{ slug: 'group1' }, { slug: 'group2' }, { slug: 'group3' }] });
+  try {
+    assert.equal((await listJobs(server.port, 'moved')).map((job) => job.ID), ids);
+  } finally {
+    assert.is(await server.stop(), 0);
+  }
+});
+
+test('an unusable data_dir stops start-up', async () => {
+  const file = path.join(tempDir(), 'not-a-directory');
+  fs.writeFileSync(file, '');
+  const result = await runCli(['--config', writeConfig({ ...BASE_CONFIG, durability: 'os', data_dir: file })]);
+  assert.is(result.code, 1, result.stdout + result.stderr);
+  assert.match(result.stdout + result.stderr, 'cannot open the store of group');
+  assert.match(result.stdout + result.stderr, 'check that data_dir is writable');
+});
+
+test('a store of another format stops start-up', async () => {
+  const dataDir = tempDir();
+  const store = open({ path: path.join(dataDir, 'groups', 'group1'), compression: false });
+  store.putSync('format', 99);
+  await store.close();
+  const result = await runCli(['--config', writeConfig({ ...BASE_CONFIG, durability: 'os', data_dir: dataDir })]);
+  assert.is(result.code, 1, result.stdout + result.stderr);
+  assert.match(result.stdout + result.stderr, 'has format 99, and this server reads format 1');
+});
+
+test.run();
