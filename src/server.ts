@@ -9,6 +9,7 @@ import { Connection, ConnectionHost } from './net/connection';
 import { listenTcp } from './net/listener';
 import type { ServerContext } from './protocol/context';
 import { Dispatcher } from './protocol/dispatcher';
+import { claimDataDir } from './storage/data-dir';
 import type { Client } from './protocol/session';
 import { Op } from './shards/messages';
 import { ShardPool } from './shards/pool';
@@ -36,6 +37,8 @@ export class JobatatorServer implements ServerContext, ConnectionHost {
   private inputBytes = 0;
   private stopping: Promise<void> | undefined;
   private onStopped: (() => void) | undefined;
+  /** Gives up the data directory once the stores are closed. */
+  private releaseDataDir: (() => void) | undefined;
 
   constructor(
     readonly config: Config,
@@ -96,7 +99,9 @@ export class JobatatorServer implements ServerContext, ConnectionHost {
     if (this.config.durability === 'memory') {
       this.logger.info({ durability: 'memory' }, 'jobs are kept in memory only: a restart loses them');
     } else {
-      this.logger.info({ durability: this.config.durability, data_dir: path.resolve(this.config.data_dir) }, 'jobs are stored on disk');
+      const dataDir = path.resolve(this.config.data_dir);
+      this.releaseDataDir = claimDataDir(dataDir);
+      this.logger.info({ durability: this.config.durability, data_dir: dataDir }, 'jobs are stored on disk');
     }
     await this.shards.start();
     this.tcp = await listenTcp(this.config.host, this.config.port, this.config.tcp_keepalive, this.logger, (socket) =>
@@ -193,6 +198,7 @@ export class JobatatorServer implements ServerContext, ConnectionHost {
     for (const socket of this.sockets) socket.destroy();
     await Promise.all([closedTcp, closedHttp]);
     await this.shards.close();
+    this.releaseDataDir?.();
     this.logger.info('stopped');
     this.onStopped?.();
   }

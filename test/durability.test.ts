@@ -5,6 +5,7 @@ import { publishAll } from './helpers/jobs';
 import fs from 'node:fs';
 import path from 'node:path';
 import { open } from 'lmdb';
+import { groupDirectory } from '../src/storage/lmdb-store';
 import { runCli } from './helpers/process';
 import { BASE_CONFIG, startServer, tempDir, TestServer, writeConfig } from './helpers/server';
 
@@ -122,18 +123,78 @@ test('a different shard count keeps every job', async () => {
   }
 });
 
+test('a second server on one data_dir is refused', async () => {
+  const dataDir = tempDir();
+  const first = await durableServer(dataDir, 'os');
+  try {
+    const result = await runCli(['--config', writeConfig({ ...BASE_CONFIG, durability: 'os', data_dir: dataDir })]);
+    assert.is(result.code, 1, result.stdout + result.stderr);
+    assert.match(result.stdout + result.stderr, `is in use by the server with process id ${first.pid}`);
+  } finally {
+    assert.is(await first.stop(), 0);
+  }
+  // The stop gave the directory up, and a killed server's claim is taken over.
+  const second = await durableServer(dataDir, 'os');
+  second.process.kill('SIGKILL');
+  await second.exited;
+  const third = await durableServer(dataDir, 'os');
+  assert.is(await third.stop(), 0);
+});
+
+test('a job taken while waiting for a retry comes back pending', async () => {
+  const dataDir = tempDir();
+  let server = await durableServer(dataDir, 'os', { retry_delay: 30 });
+  const client = await LineClient.login(server.port);
+  const [id] = await publishAll(client, 'retake', ['{"n":1}']);
+  assert.is(await client.request(`UPDATE_JOB ${id} in-progress`), 'OK');
+  assert.is(await client.request(`UPDATE_JOB ${id} errored`), 'OK');
+  assert.is(await client.request(`UPDATE_JOB ${id} in-progress`), 'OK');
+  server.process.kill('SIGKILL');
+  await server.exited;
+  client.close();
+
+  server = await durableServer(dataDir, 'os', { retry_delay: 30 });
+  try {
+    const [job] = await listJobs(server.port, 'retake');
+    assert.equal([job.ID, job.State, job.Attempts], [id, 'pending', 1]);
+  } finally {
+    assert.is(await server.stop(), 0);
+  }
+});
+
+test('long group slugs get a store', async () => {
+  const dataDir = tempDir();
+  const slug = ':'.repeat(100);
+  const groups = [{ slug }];
+  const users = [{ username: 'user1', password: 'pass1', groups: [slug] }];
+  let server = await durableServer(dataDir, 'os', { groups, users });
+  const client = await LineClient.login(server.port, 'user1', 'pass1', slug);
+  const ids = await publishAll(client, 'long', ['{"n":1}']);
+  client.close();
+  assert.is(await server.stop(), 0);
+
+  server = await durableServer(dataDir, 'os', { groups, users });
+  try {
+    const reader = await LineClient.login(server.port, 'user1', 'pass1', slug);
+    assert.equal((await reader.json<Job[]>('LIST_JOBS long')).map((job) => job.ID), ids);
+    reader.close();
+  } finally {
+    assert.is(await server.stop(), 0);
+  }
+});
+
 test('an unusable data_dir stops start-up', async () => {
   const file = path.join(tempDir(), 'not-a-directory');
   fs.writeFileSync(file, '');
   const result = await runCli(['--config', writeConfig({ ...BASE_CONFIG, durability: 'os', data_dir: file })]);
   assert.is(result.code, 1, result.stdout + result.stderr);
-  assert.match(result.stdout + result.stderr, 'cannot open the store of group');
-  assert.match(result.stdout + result.stderr, 'check that data_dir is writable');
+  assert.match(result.stdout + result.stderr, 'cannot create data_dir');
+  assert.match(result.stdout + result.stderr, 'not-a-directory');
 });
 
 test('a store of another format stops start-up', async () => {
   const dataDir = tempDir();
-  const store = open({ path: path.join(dataDir, 'groups', 'group1'), compression: false });
+  const store = open({ path: groupDirectory(dataDir, 'group1'), compression: false });
   store.putSync('format', 99);
   await store.close();
   const result = await runCli(['--config', writeConfig({ ...BASE_CONFIG, durability: 'os', data_dir: dataDir })]);

@@ -116,13 +116,16 @@ export function assignJob(ctx: ShardContext, job: Job, worker: WorkerConnection)
 /** Makes `worker` the holder of `job`, as on a push or an `in-progress` report on an unheld job. */
 export function hold(ctx: ShardContext, job: Job, worker: WorkerConnection): void {
   if (job.queued) job.queue.noteStale();
+  // A pending job is already stored as pending, which is how a held job is stored, so only
+  // a job taken while it waited for a retry needs a write.
+  const stored = job.state === 'pending';
   job.state = 'in-progress';
   job.holder = worker;
   job.startedAt = ctx.timers.now();
   job.version++;
   worker.held.add(job);
   scheduleLeaseCheck(ctx, job, job.version, job.startedAt + ctx.settings.leaseMs);
-  ctx.store.jobChanged(job.queue.group.slug, job);
+  if (!stored) ctx.store.jobChanged(job.queue.group.slug, job);
 }
 
 /** Extends the holder's lease by the configured duration: the lease check moves to the new end. */

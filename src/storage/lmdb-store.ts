@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { open, RootDatabase } from 'lmdb';
@@ -21,17 +22,22 @@ export interface StoredJob {
 /** Thrown when a store cannot be opened or was written by another version. */
 export class StoreOpenError extends Error {}
 
-/** Directory of one group's store. Slugs may contain dots, so every dot is escaped too. */
-function groupDirectory(dataDir: string, slug: string): string {
-  return path.join(dataDir, 'groups', encodeURIComponent(slug).replace(/\./g, '%2E'));
+/**
+ * Directory of one group's store: the slug's letters, digits, `-` and `_` for people to
+ * read, then a hash of the whole slug, so that `..`, long slugs and slugs that differ only
+ * in case get names of their own on every file system.
+ */
+export function groupDirectory(dataDir: string, slug: string): string {
+  const readable = slug.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 64);
+  const hash = createHash('sha256').update(slug).digest('hex').slice(0, 16);
+  return path.join(dataDir, 'groups', `${readable}-${hash}`);
 }
 
 /**
  * Jobs of a shard's groups in lmdb, one environment per group, so that a group can move to
  * another shard between restarts. lmdb's own thread commits the writes of each turn of the
  * event loop in one transaction. `commit` resolves once the turn's writes are committed
- * (`os`), or once they are also synced to disk (`fsync`). A job in progress is stored as it
- * was before its delivery, since a restart makes it pending again.
+ * (`os`), or once they are also synced to disk (`fsync`).
  */
 export class LmdbStore implements JobStore {
   private readonly databases = new Map<string, RootDatabase>();
@@ -50,7 +56,7 @@ export class LmdbStore implements JobStore {
         fs.mkdirSync(directory, { recursive: true });
         database = open({ path: directory, compression: false });
       } catch (error) {
-        throw new StoreOpenError(`cannot open the store of group ${slug} in ${directory}: ${(error as Error).message}; check that data_dir is writable`);
+        throw new StoreOpenError(`cannot open the store of group ${slug} in ${directory}: ${(error as Error).message}; check data_dir and the limit on open files (about 3 per group)`);
       }
       const format = database.get(FORMAT_KEY) as unknown;
       if (format === undefined) {
@@ -73,9 +79,11 @@ export class LmdbStore implements JobStore {
   }
 
   jobChanged(group: string, job: Job): void {
-    if (job.state === 'in-progress' || job.state === 'removed') return;
+    if (job.state === 'removed') return;
     const database = this.database(group);
-    const record: JobRecord = [job.id, job.queue.slug, job.typeJson, job.payloadJson, job.state, job.attempts, job.startedAt, job.endedAt];
+    // A restart makes a job in progress pending again, so it is stored as pending.
+    const state = job.state === 'in-progress' ? 'pending' : job.state;
+    const record: JobRecord = [job.id, job.queue.slug, job.typeJson, job.payloadJson, state, job.attempts, job.startedAt, job.endedAt];
     void database.put([JOB_KEY, job.seq], record);
     this.written.add(database);
   }
