@@ -183,6 +183,41 @@ test('long group slugs get a store', async () => {
   }
 });
 
+test('a recurrent job neither multiplies nor stops on restart', async () => {
+  const dataDir = tempDir();
+  let server = await durableServer(dataDir, 'os');
+  const client = await LineClient.login(server.port);
+  const reply = await client.request("RECURRENT_JOB ticks tick '@every 1h'");
+  assert.match(reply, /^OK#\d+$/);
+  client.close();
+  assert.is(await server.stop(), 0);
+
+  for (let restart = 0; restart < 2; restart++) {
+    server = await durableServer(dataDir, 'os');
+    try {
+      const admin = await LineClient.login(server.port);
+      // Declaring it again, as a client does at each start, updates the stored entry.
+      assert.is(await admin.request("RECURRENT_JOB ticks tick '@every 1h'"), reply);
+      const entries = await admin.json<Array<{ EntryID: number; CronExpression: string }>>('LIST_RECURRENT_JOBS ticks');
+      assert.equal(entries.map((entry) => [entry.EntryID, entry.CronExpression]), [[Number(reply.slice(3)), '@every 1h']]);
+      admin.close();
+    } finally {
+      assert.is(await server.stop(), 0);
+    }
+  }
+
+  server = await durableServer(dataDir, 'os');
+  try {
+    const admin = await LineClient.login(server.port);
+    const before = (await admin.json<Job[]>('LIST_JOBS ticks')).length;
+    assert.is(await admin.request('ADVANCE_CLOCK 3600'), 'OK');
+    await waitFor(async () => (await admin.json<Job[]>('LIST_JOBS ticks')).length === before + 1, 5000, 'one run an hour later');
+    admin.close();
+  } finally {
+    assert.is(await server.stop(), 0);
+  }
+});
+
 test('an unusable data_dir stops start-up', async () => {
   const file = path.join(tempDir(), 'not-a-directory');
   fs.writeFileSync(file, '');

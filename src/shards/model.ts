@@ -65,6 +65,8 @@ export interface RecurrentEntry {
   type: string;
   expression: string;
   schedule: Schedule;
+  /** Time of the last run, or of the declaration before the first one, on the shard clock. */
+  lastRun: number;
   /** Bumped when the expression changes or the entry is deleted, to drop older timers. */
   version: number;
   /** Timer of the next run. */

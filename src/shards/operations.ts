@@ -137,7 +137,7 @@ function recurrentJob(shard: Shard, request: Request): string {
     shard.store.recurrentChanged(groupSlug, existing);
     return okWithId(existing.id);
   }
-  const entry: RecurrentEntry = { id: group.nextEntryId++, queue, type, expression, schedule, version: 0, deleted: false, timer: null };
+  const entry: RecurrentEntry = { id: group.nextEntryId++, queue, type, expression, schedule, lastRun: shard.timers.now(), version: 0, deleted: false, timer: null };
   queue.recurrent.set(type, entry);
   group.recurrent.set(entry.id, entry);
   shard.store.recurrentChanged(groupSlug, entry);
@@ -147,16 +147,23 @@ function recurrentJob(shard: Shard, request: Request): string {
 }
 
 /** Arms the next run of a recurrent job. Runs missed while the clock jumped fire once. */
-function scheduleRecurrent(shard: Shard, entry: RecurrentEntry): void {
+export function scheduleRecurrent(shard: Shard, entry: RecurrentEntry): void {
   const next = entry.schedule.nextAfter(shard.timers.now());
   if (next === null) return;
   const version = entry.version;
   shard.timers.cancel(entry.timer);
   entry.timer = shard.timers.at(next, () => {
     if (entry.deleted || entry.version !== version) return;
-    publishJob(shard, entry.queue, entry.type, '');
+    runRecurrent(shard, entry);
     scheduleRecurrent(shard, entry);
   });
+}
+
+/** Publishes one job of a recurrent entry and records the run. */
+export function runRecurrent(shard: Shard, entry: RecurrentEntry): void {
+  publishJob(shard, entry.queue, entry.type, '');
+  entry.lastRun = shard.timers.now();
+  shard.store.recurrentChanged(entry.queue.group.slug, entry);
 }
 
 function deleteRecurrent(shard: Shard, entry: RecurrentEntry, group: Group): void {

@@ -1,13 +1,14 @@
 import type { MessagePort } from 'node:worker_threads';
 import pino, { Logger } from 'pino';
 import { errorReply, ErrorCode, ProtocolError } from '../protocol/errors';
-import { LmdbStore } from '../storage/lmdb-store';
+import { LmdbStore, RecurrentRecord } from '../storage/lmdb-store';
 import { JobStore, MemoryStore } from '../storage/store';
 import { decode, encode } from './codec';
 import { dispatchQueue, restoreJob, ShardContext } from './lifecycle';
 import { Out, Output, Request, ShardInit, ShardMessage, ShardSettings } from './messages';
-import { Group, Job, Queue, WorkerConnection } from './model';
-import { getOrCreateQueue, OPERATIONS } from './operations';
+import { Group, Job, Queue, RecurrentEntry, WorkerConnection } from './model';
+import { parseSchedule } from './cron';
+import { getOrCreateQueue, OPERATIONS, runRecurrent, scheduleRecurrent } from './operations';
 import { renderPush } from './render';
 import { Timers } from './timers';
 
@@ -35,7 +36,7 @@ export class Shard implements ShardContext {
   private outputChars = 0;
   /** True while a batch runs; outputs of timers fired by ADVANCE_CLOCK then go with the batch reply. */
   private inBatch = false;
-  /** Settles once every message so far was posted; messages wait for their changes to be stored. */
+  /** Settles once every message so far was posted. Messages wait for their changes to be stored. */
   private posted: Promise<void> = Promise.resolve();
   /** Messages waiting for a commit before they are posted. */
   private waiting = 0;
@@ -68,6 +69,7 @@ export class Shard implements ShardContext {
         restoreJob(this, getOrCreateQueue(group, record[1], 0), seq, record);
         loaded++;
       }
+      for (const record of store.loadRecurrent(group.slug)) this.restoreRecurrent(group, record);
     }
     // Removals of done jobs past their job_timeout are written before the first request.
     void this.store.commit();
@@ -103,6 +105,21 @@ export class Shard implements ShardContext {
     this.outputs.push([Out.Reply, requestId, reply]);
     if (typeof reply === 'string') this.outputChars += reply.length;
     if (this.outputChars > EARLY_SEND_CHARS) this.sendOutputs(false);
+  }
+
+  /**
+   * Rebuilds a stored recurrent job under its old id. Runs missed while the server was
+   * down fire once, now.
+   */
+  private restoreRecurrent(group: Group, [id, slug, type, expression, lastRun]: RecurrentRecord): void {
+    const queue = getOrCreateQueue(group, slug, 0);
+    const entry: RecurrentEntry = { id, queue, type, expression, schedule: parseSchedule(expression), lastRun, version: 0, deleted: false, timer: null };
+    queue.recurrent.set(type, entry);
+    group.recurrent.set(id, entry);
+    group.nextEntryId = Math.max(group.nextEntryId, id + 1);
+    const missed = entry.schedule.nextAfter(lastRun);
+    if (missed !== null && missed <= this.timers.now()) runRecurrent(this, entry);
+    scheduleRecurrent(this, entry);
   }
 
   /**

@@ -9,9 +9,13 @@ import type { JobStore } from './store';
 const FORMAT_VERSION = 1;
 const FORMAT_KEY = 'format';
 const JOB_KEY = 'job';
+const RECURRENT_KEY = 'recurrent';
 
 /** A stored job: `[id, queue slug, type JSON, payload JSON, state, attempts, startedAt, endedAt]`. */
 export type JobRecord = [string, string, string, string, JobState, number, number, number];
+
+/** A stored recurrent job: `[entry id, queue slug, type, cron expression, last run]`. */
+export type RecurrentRecord = [number, string, string, string, number];
 
 /** A job as loaded from a store, in publish order. */
 export interface StoredJob {
@@ -94,10 +98,27 @@ export class LmdbStore implements JobStore {
     this.written.add(database);
   }
 
-  // TODO: store recurrent jobs with their last run, so they survive a restart.
-  recurrentChanged(_group: string, _entry: RecurrentEntry): void {}
+  /** Returns the stored recurrent jobs of a group, by entry id. */
+  loadRecurrent(group: string): RecurrentRecord[] {
+    const records: RecurrentRecord[] = [];
+    for (const { value } of this.database(group).getRange({ start: [RECURRENT_KEY, 0], end: [RECURRENT_KEY, Infinity] })) {
+      records.push(value as RecurrentRecord);
+    }
+    return records;
+  }
 
-  recurrentRemoved(_group: string, _entry: RecurrentEntry): void {}
+  recurrentChanged(group: string, entry: RecurrentEntry): void {
+    const database = this.database(group);
+    const record: RecurrentRecord = [entry.id, entry.queue.slug, entry.type, entry.expression, entry.lastRun];
+    void database.put([RECURRENT_KEY, entry.id], record);
+    this.written.add(database);
+  }
+
+  recurrentRemoved(group: string, entry: RecurrentEntry): void {
+    const database = this.database(group);
+    void database.remove([RECURRENT_KEY, entry.id]);
+    this.written.add(database);
+  }
 
   commit(): Promise<void> | null {
     if (this.written.size === 0) return null;
