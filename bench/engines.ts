@@ -12,6 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { integer, list } from './options';
 import { makePayload } from './payload';
 
 const ENGINES = ['lmdb', 'sqlite'] as const;
@@ -148,20 +149,6 @@ function formatRow(figures: Figures): string {
   return `| ${figures.engine} | ${figures.mode} | ${figures.batch} | ${number(figures.jobsPerSecond)} | ${number(figures.cpuMicrosPerJob, 1)} | ${number(figures.blockedMicrosPerJob, 1)} | ${number(figures.diskBytes / 1024)} |`;
 }
 
-function list<T extends string>(name: string, text: string, allowed: readonly T[]): T[] {
-  const items = text.split(',').map((item) => item.trim());
-  for (const item of items) {
-    if (!allowed.includes(item as T)) throw new Error(`--${name}: unknown "${item}"; expected some of ${allowed.join(', ')}`);
-  }
-  return items as T[];
-}
-
-function positiveInteger(name: string, text: string): number {
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < 1) throw new Error(`--${name} must be an integer of at least 1, got "${text}"`);
-  return value;
-}
-
 async function main(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
@@ -172,8 +159,8 @@ async function main(argv: string[]): Promise<void> {
       modes: { type: 'string', default: MODES.join(',') },
     },
   });
-  const jobs = positiveInteger('jobs', values.jobs as string);
-  const batches = (values.batches as string).split(',').map((text) => positiveInteger('batches', text.trim()));
+  const jobs = integer('jobs', values.jobs as string, 1);
+  const batches = (values.batches as string).split(',').map((text) => integer('batches', text.trim(), 1));
   const engines = list('engines', values.engines as string, ENGINES);
   const modes = list('modes', values.modes as string, MODES);
   process.stdout.write(`${jobs} jobs per row, each published and finished, 100-byte payloads, one store in ${os.tmpdir()}\n\n`);

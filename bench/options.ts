@@ -76,7 +76,7 @@ results page. Peers (every broker but jobatator and ceiling) need bench/setup fi
   --help                  show this text
 `;
 
-function integer(name: string, text: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+export function integer(name: string, text: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
   const value = Number(text);
   if (!Number.isInteger(value) || value < min || value > max) {
     const range = max === Number.MAX_SAFE_INTEGER ? `of at least ${min}` : `from ${min} to ${max}`;
@@ -100,7 +100,7 @@ function floodRate(text: string | undefined, smoke: boolean): number | null {
   return smoke ? 2000 : null;
 }
 
-function list<T extends string>(name: string, text: string, allowed: readonly T[]): T[] {
+export function list<T extends string>(name: string, text: string, allowed: readonly T[]): T[] {
   const items = text.split(',').map((item) => item.trim()).filter((item) => item !== '');
   for (const item of items) {
     if (!allowed.includes(item as T)) throw new Error(`--${name}: unknown "${item}"; expected some of ${allowed.join(', ')}`);

@@ -116,8 +116,8 @@ delivery('jobs taken or deleted before their first push are skipped', async ({ s
   const queue = 'skip-taken';
   const publisher = await LineClient.login(server.port);
   const [a, b, c, d, e, f] = await publishAll(publisher, queue, ['a', 'b', 'c', 'd', 'e', 'f']);
-  // One client holds b without a push, then goes away, so b is pending again; another
-  // holds e and keeps it; c is deleted before any worker saw it.
+  // One client takes b without a push, then goes away, so b is pending again. Another
+  // takes e and keeps it, and c is deleted before any worker saw it.
   const leaving = await LineClient.login(server.port);
   assert.is(await leaving.request(`UPDATE_JOB ${b} in-progress`), 'OK');
   const keeping = await LineClient.login(server.port);

@@ -231,8 +231,8 @@ framing('cli_idle_ms 0 turns the idle rule off', async () => {
 framing('parse error waits for earlier replies', async ({ server }) => {
   const client = await LineClient.login(server.port);
   assert.match(await client.request('PUBLISH order-a t x'), /^OK#/);
-  // LIST_JOBS holds later requests back until its reply, so PING waits in the inbox
-  // while the invalid line is read.
+  // Later requests wait for the reply to LIST_JOBS, so PING is still in the inbox when
+  // the invalid line is read.
   client.write(Buffer.concat([Buffer.from('LIST_JOBS order-a\nPING\n'), Buffer.from([0xff, 0x0a]), Buffer.from('PING\n')]));
   const listing = await client.next();
   assert.ok(listing.startsWith('['), listing);

@@ -14,7 +14,7 @@ export function defaultConfig(): Config {
     delay_policy: '',
     data_dir: './data',
     // TODO: make os the default once a dead shard thread is restarted from its store and
-    // disk errors are answered with storage-unavailable.
+    // a failed disk write gets a storage-unavailable reply.
     durability: 'memory',
     log_level: 'info',
     job_timeout: 60,

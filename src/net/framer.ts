@@ -145,15 +145,17 @@ export class Framer {
       end = newline + 1;
     }
     if (end === 0) return false;
+
     // The lines leave the buffer before they run, since a request may stop the framer.
     this.sawNewline = true;
     this.scanned = 0;
     this.buffered -= end;
     if (end === chunk.length) this.chunks = [];
     else this.chunks[0] = chunk.subarray(end);
+
     const region = chunk.subarray(0, end);
     if (!isUtf8(region)) {
-      // Checked line by line, so that only the lines with invalid bytes are refused.
+      // Checked line by line, so that only the lines with invalid bytes are rejected.
       for (let start = 0; start < end && !this.stopped; ) {
         const newline = region.indexOf(NEWLINE, start);
         this.readLine(region.subarray(start, newline + 1));
@@ -161,6 +163,7 @@ export class Framer {
       }
       return true;
     }
+
     const text = region.toString('utf8');
     for (let start = 0; start < text.length && !this.stopped; ) {
       const newline = text.indexOf('\n', start);

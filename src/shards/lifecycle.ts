@@ -32,7 +32,7 @@ export function reserveSeqThrough(seq: number): void {
 /**
  * Escapes a payload for JSON as one flat string. JSON.stringify returns a long result as a
  * chain of joined parts, which would cost two extra string headers for as long as the job
- * lives; decoding its bytes again yields a single string.
+ * lives. Decoding its bytes again yields a single string.
  */
 function flatJson(payload: string): string {
   const json = JSON.stringify(payload);

@@ -2,7 +2,7 @@ import { Heap } from 'heap-js';
 import { Schedule } from './cron';
 import type { TimerEntry } from './timers';
 
-/** States a client sees, and `removed` for a deleted job that old references may still reach. */
+/** Job states shown to clients, and `removed` for a deleted job that old references may still reach. */
 export type JobState = 'pending' | 'in-progress' | 'errored' | 'done' | 'removed';
 
 /** Rarely needed facts about a job's past deliveries, kept apart to keep jobs small. */
@@ -153,7 +153,7 @@ export class Queue {
     this.count--;
   }
 
-  /** The queue's jobs in publish order, as a copy that may be changed while walked. */
+  /** Returns the queue's jobs in publish order, as a copy that may be changed while walked. */
   jobList(): Job[] {
     const list: Job[] = [];
     for (let job = this.firstJob; job !== null; job = job.next) list.push(job);

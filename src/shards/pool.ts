@@ -39,7 +39,7 @@ class ShardHandle {
   queued: Request[] = [];
   /**
    * Receivers of the replies still owed, oldest first, with their request ids. A shard
-   * answers its requests in the order it got them, so replies are matched from the front.
+   * replies to its requests in the order it received them, so replies are matched from the front.
    */
   sinks = new Denque<[number, ReplySink]>();
   inFlight = false;
@@ -254,7 +254,7 @@ export class ShardPool {
       case Out.Reply: {
         const entry = handle.sinks.shift();
         if (entry === undefined || entry[0] !== output[1]) {
-          throw new Error(`shard ${handle.index} answered request ${output[1]} out of order`);
+          throw new Error(`shard ${handle.index} replied to request ${output[1]} out of order`);
         }
         entry[1](output[2]);
         break;

@@ -27,9 +27,9 @@ export interface StoredJob {
 export class StoreOpenError extends Error {}
 
 /**
- * Directory of one group's store: the slug's letters, digits, `-` and `_` for people to
- * read, then a hash of the whole slug, so that `..`, long slugs and slugs that differ only
- * in case get names of their own on every file system.
+ * Returns the directory of one group's store: the slug's letters, digits, `-` and `_` for
+ * people to read, then a hash of the whole slug. The hash gives `..`, long slugs and slugs
+ * that differ only in case names of their own on every file system.
  */
 export function groupDirectory(dataDir: string, slug: string): string {
   const readable = slug.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 64);
