@@ -32,6 +32,7 @@ export const ErrorCode = {
   GATEWAY_UNSUPPORTED: 'gateway-unsupported',
   INVALID_REQUEST: 'invalid-request',
   SHARD_UNAVAILABLE: 'shard-unavailable',
+  STORAGE_UNAVAILABLE: 'storage-unavailable',
   INTERNAL_ERROR: 'internal-error',
 } as const;
 

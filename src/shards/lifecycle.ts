@@ -261,6 +261,15 @@ export function removeJob(ctx: ShardContext, job: Job, requester = 0): void {
   ctx.store.jobRemoved(job.queue.group.slug, job);
 }
 
+/**
+ * Removes a job whose push never left the shard: its holder forgets it without a release,
+ * since the main thread never learnt of the push.
+ */
+export function dropUnseenJob(ctx: ShardContext, job: Job): void {
+  releaseHolder(ctx, job);
+  removeJob(ctx, job);
+}
+
 /** Returns every job a closed connection held to pending, each counting one attempt. */
 export function dropWorker(ctx: ShardContext, worker: WorkerConnection): void {
   for (const queue of worker.subscriptions) queue.removeWorker(worker);

@@ -44,6 +44,8 @@ export const enum Op {
   Bounce,
   /** The connection has fewer than `prefetch` unfinished jobs again. No reply. */
   Credit,
+  /** Test mode: args[0] true makes every commit of the shard's store fail, false stops it. */
+  StorageFault,
 }
 
 /**

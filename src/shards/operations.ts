@@ -236,7 +236,9 @@ function debugQueues(shard: Shard): DebugQueue[] | string {
 export const OPERATIONS: Record<number, Operation> = {
   [Op.Publish]: (shard, [, , , group, slug, type, payload, createdAt]) => {
     const queue = getOrCreateQueue(shard.group(group), slug as string, createdAt as number);
-    return okWithId(publishJob(shard, queue, type as string, payload as string).id);
+    const job = publishJob(shard, queue, type as string, payload as string);
+    shard.notePublished(job);
+    return okWithId(job.id);
   },
   [Op.Subscribe]: (shard, [, , connectionId, group, slug, username, address, createdAt]) => {
     const queue = getOrCreateQueue(shard.group(group), slug as string, createdAt as number);
@@ -317,6 +319,10 @@ export const OPERATIONS: Record<number, Operation> = {
   },
   [Op.Fail]: () => {
     throw new Error('failure requested by DEBUG shard-error');
+  },
+  [Op.StorageFault]: (shard, [, , , , on]) => {
+    shard.setStorageFault(on as boolean);
+    return Reply.OK;
   },
   [Op.Bounce]: (shard, [, , connectionId, , jobId, group]) => {
     const job = shard.group(group as string).jobs.get(jobId as string);

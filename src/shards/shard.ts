@@ -1,11 +1,12 @@
 import type { MessagePort } from 'node:worker_threads';
+import Denque from 'denque';
 import pino, { Logger } from 'pino';
 import { errorReply, ErrorCode, ProtocolError } from '../protocol/errors';
 import { LmdbStore, RecurrentRecord } from '../storage/lmdb-store';
 import { JobStore, MemoryStore } from '../storage/store';
 import { decode, encode } from './codec';
-import { dispatchQueue, restoreJob, ShardContext } from './lifecycle';
-import { Out, Output, Request, ShardInit, ShardMessage, ShardSettings } from './messages';
+import { dispatchQueue, dropUnseenJob, restoreJob, ShardContext } from './lifecycle';
+import { Op, Out, Output, Request, ShardInit, ShardMessage, ShardSettings } from './messages';
 import { Group, Job, Queue, RecurrentEntry, WorkerConnection } from './model';
 import { parseSchedule } from './cron';
 import { getOrCreateQueue, OPERATIONS, runRecurrent, scheduleRecurrent } from './operations';
@@ -13,20 +14,45 @@ import { renderPush } from './render';
 import { Timers } from './timers';
 
 /**
- * One shard: the queues, jobs, workers and timers of the groups placed on this thread. It
- * runs the requests of each batch in order, then one dispatch round for the queues that
- * changed, and replies to the batch with one message that contains the replies, pushes and releases.
- */
-/**
  * Reply characters after which a batch's outputs so far are sent at once, so one batch of
  * large listings never builds a message of many times max_reply_bytes.
  */
 const EARLY_SEND_CHARS = 32 * 1024 * 1024;
 
+/** Interval between attempts to write again after the store failed. */
+const STORAGE_RETRY_MS = 500;
+
+/** Operations that change stored state and are refused while the store fails. */
+const WRITING_OPS = new Set<Op>([Op.Publish, Op.DeleteQueue, Op.PurgeJobs, Op.DeleteJob, Op.RecurrentJob, Op.DeleteRecurrentJob]);
+
+/** A message built by a turn and waiting for the commit of that turn's changes. */
+interface PendingMessage {
+  answersBatch: boolean;
+  outputs: Output[];
+  /** Replies that an unstored change turns into storage-unavailable, with their operations. */
+  writeReplies: Output[];
+  writeOps: Op[];
+  /** Jobs published by the turn's requests, taken back when the change is not stored. */
+  published: Job[];
+}
+
+/** Returns true for a request whose change must be stored before its reply is sent. */
+function writes(request: Request): boolean {
+  if (request[0] === Op.UpdateJob) return request[5] !== 'in-progress';
+  return WRITING_OPS.has(request[0]);
+}
+
+/**
+ * One shard: the queues, jobs, workers and timers of the groups placed on this thread. It
+ * runs the requests of each batch in order, then one dispatch round for the queues that
+ * changed, and replies to the batch with one message that contains the replies, pushes and releases.
+ */
 export class Shard implements ShardContext {
   readonly settings: ShardSettings;
   readonly timers: Timers;
   readonly store: JobStore;
+  /** True when changes are stored, so replies wait for commits. */
+  private readonly durable: boolean;
   readonly logger: Logger;
   readonly groups = new Map<string, Group>();
   readonly connections = new Map<number, WorkerConnection>();
@@ -38,8 +64,16 @@ export class Shard implements ShardContext {
   private inBatch = false;
   /** Settles once every message so far was posted. Messages wait for their changes to be stored. */
   private posted: Promise<void> = Promise.resolve();
-  /** Messages waiting for a commit before they are posted. */
-  private waiting = 0;
+  /** Messages waiting for a commit before they are posted, oldest first. */
+  private readonly waiting = new Denque<PendingMessage>();
+  /** Replies of this turn to requests that change stored state, with their operations. */
+  private writeReplies: Output[] = [];
+  private writeOps: Op[] = [];
+  /** Jobs published by requests of this turn. */
+  private published: Job[] = [];
+  /** The cause of the last failed commit, while the store has not recovered; null when it works. */
+  private storageFailure: Error | null = null;
+  private recoveryTimer: NodeJS.Timeout | null = null;
 
   constructor(
     init: ShardInit,
@@ -52,7 +86,8 @@ export class Shard implements ShardContext {
       () => this.finishTurn(false),
       (error) => this.logger.error({ err: error }, 'timer failed inside the shard'),
     );
-    if (init.settings.durability === 'memory') {
+    this.durable = init.settings.durability !== 'memory';
+    if (!this.durable) {
       this.store = new MemoryStore();
     } else {
       const store = new LmdbStore(init.settings.dataDir, init.groups, init.settings.durability === 'fsync');
@@ -89,9 +124,11 @@ export class Shard implements ShardContext {
   private run(request: Request): void {
     const [op, requestId] = request;
     let reply: unknown;
+    const writing = requestId !== 0 && this.durable && writes(request);
     try {
       const operation = OPERATIONS[op];
       if (operation === undefined) throw new Error(`unknown operation ${op}`);
+      if (writing && this.storageFailure !== null) throw new ProtocolError(ErrorCode.STORAGE_UNAVAILABLE, this.storageDetail(this.storageFailure));
       reply = operation(this, request);
     } catch (error) {
       if (error instanceof ProtocolError) {
@@ -102,7 +139,12 @@ export class Shard implements ShardContext {
       }
     }
     if (requestId === 0) return;
-    this.outputs.push([Out.Reply, requestId, reply]);
+    const output: Output = [Out.Reply, requestId, reply];
+    this.outputs.push(output);
+    if (writing) {
+      this.writeReplies.push(output);
+      this.writeOps.push(op);
+    }
     if (typeof reply === 'string') this.outputChars += reply.length;
     if (this.outputChars > EARLY_SEND_CHARS) this.sendOutputs(false);
   }
@@ -127,27 +169,109 @@ export class Shard implements ShardContext {
    * stored. Messages keep their order, so a push never overtakes a reply before it.
    */
   private sendOutputs(answersBatch: boolean): void {
-    const message: ShardMessage = [answersBatch, this.outputs];
+    const message: PendingMessage = { answersBatch, outputs: this.outputs, writeReplies: this.writeReplies, writeOps: this.writeOps, published: this.published };
     this.outputs = [];
+    this.writeReplies = [];
+    this.writeOps = [];
+    this.published = [];
     this.outputChars = 0;
     const commit = this.store.commit();
-    if (commit === null && this.waiting === 0) {
-      this.port.postMessage(encode(message));
+    if (commit === null && this.waiting.length === 0) {
+      this.post(message);
       return;
     }
-    this.waiting++;
-    this.posted = Promise.all([this.posted, commit]).then(
-      () => {
-        this.waiting--;
-        this.port.postMessage(encode(message));
-      },
-      (error: unknown) => {
-        // TODO: reply storage-unavailable instead of posting, and recover once the disk does.
-        this.waiting--;
-        this.logger.error({ err: error }, 'storing a batch failed');
-        this.port.postMessage(encode(message));
-      },
+    this.waiting.push(message);
+    const failure = commit === null ? null : commit.then(() => null, (error: unknown) => (error instanceof Error ? error : new Error(String(error))));
+    this.posted = Promise.all([this.posted, failure]).then(([, error]) => {
+      this.waiting.shift();
+      try {
+        if (error !== null) this.notStored(message, error);
+      } catch (failed) {
+        this.logger.error({ err: failed }, 'taking back unstored changes failed');
+      }
+      this.post(message);
+    });
+  }
+
+  private post(message: PendingMessage): void {
+    const encoded: ShardMessage = [message.answersBatch, message.outputs];
+    this.port.postMessage(encode(encoded));
+  }
+
+  private storageDetail(cause: Error): string {
+    return `the store failed (${cause.message}) and nothing was changed; retry once the disk of data_dir works again`;
+  }
+
+  /**
+   * A message's changes were not stored: its replies to changes become storage-unavailable
+   * and the jobs its requests published are taken back, so no client gets OK for a change
+   * that a restart would lose. Other changes stay in memory and are written again once the
+   * store works.
+   */
+  private notStored(message: PendingMessage, cause: Error): void {
+    if (this.storageFailure === null) {
+      this.storageFailure = cause;
+      this.logger.error({ err: cause }, 'the store failed; requests that change jobs get storage-unavailable until a write succeeds');
+      this.scheduleRecovery();
+    }
+    const notMade = errorReply(ErrorCode.STORAGE_UNAVAILABLE, this.storageDetail(cause));
+    const keptInMemory = errorReply(
+      ErrorCode.STORAGE_UNAVAILABLE,
+      `the store failed (${cause.message}); the change holds in memory and is stored once the disk of data_dir works again, unless the server stops first`,
     );
+    message.writeReplies.forEach((output, index) => {
+      if (typeof output[2] !== 'string' || output[2].startsWith('Err: ')) return;
+      output[2] = message.writeOps[index] === Op.Publish ? notMade : keptInMemory;
+    });
+    for (const job of message.published) this.takeBack(job, message);
+  }
+
+  /**
+   * Removes a published job that was not stored. Its pushes have not left the shard, since
+   * they wait behind the message with the reply to its publish, so they are dropped.
+   */
+  private takeBack(job: Job, message: PendingMessage): void {
+    if (job.state === 'removed') return;
+    const id = job.id;
+    const unseen = (output: Output): boolean => !((output[0] === Out.Push && output[3] === id) || (output[0] === Out.Release && output[2] === id));
+    message.outputs = message.outputs.filter(unseen);
+    for (const later of this.waiting.toArray()) later.outputs = later.outputs.filter(unseen);
+    this.outputs = this.outputs.filter(unseen);
+    for (const connection of this.connections.values()) connection.revoked.delete(id);
+    dropUnseenJob(this, job);
+  }
+
+  /** Writes the lost changes again until a commit succeeds, then accepts changes again. */
+  private scheduleRecovery(): void {
+    if (this.recoveryTimer !== null) return;
+    this.recoveryTimer = setTimeout(() => {
+      this.recoveryTimer = null;
+      this.tryRecovery();
+    }, STORAGE_RETRY_MS);
+  }
+
+  private tryRecovery(): void {
+    const commit = this.store.rewriteLost();
+    if (commit === null) {
+      this.storageFailure = null;
+      return;
+    }
+    commit.then(
+      () => {
+        if (this.store.hasLostChanges()) {
+          this.scheduleRecovery();
+          return;
+        }
+        if (this.storageFailure !== null) this.logger.info('the store works again; requests that change jobs are accepted');
+        this.storageFailure = null;
+      },
+      () => this.scheduleRecovery(),
+    );
+  }
+
+  /** Test mode: makes every commit fail (a fault seam for tests), or stops doing so. */
+  setStorageFault(on: boolean): void {
+    this.store.setFault(on);
   }
 
   /** Runs the dispatch rounds this turn asked for and sends what the turn produced. */
@@ -159,6 +283,10 @@ export class Shard implements ShardContext {
     }
     if (!answersBatch && this.outputs.length === 0) return;
     this.sendOutputs(answersBatch);
+  }
+
+  notePublished(job: Job): void {
+    if (this.durable) this.published.push(job);
   }
 
   markDirty(queue: Queue): void {
@@ -192,6 +320,8 @@ export class Shard implements ShardContext {
   /** Stops the timers and closes the store once every message was posted. */
   async stop(): Promise<void> {
     this.timers.stop();
+    if (this.recoveryTimer !== null) clearTimeout(this.recoveryTimer);
+    this.recoveryTimer = null;
     await this.posted;
     await this.store.close();
   }

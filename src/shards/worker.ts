@@ -7,6 +7,16 @@ import { Shard } from './shard';
  * shard serves batches from its port, until the main thread sends `shutdown`. If the thread
  * dies, the task's rejection notifies the main thread.
  */
+/**
+ * lmdb rejects an internal promise of its own when a commit fails, and nothing handles it.
+ * The store already reports that failure through the commit it returned, so the rejection
+ * is dropped here; any other unhandled rejection still ends the thread.
+ */
+process.on('unhandledRejection', (reason: unknown) => {
+  if (reason instanceof Error && 'commitError' in reason) return;
+  throw reason;
+});
+
 function attach(init: ShardInit & { port: MessagePort }): Promise<void> {
   const { port } = init;
   const shard = new Shard(init, port);

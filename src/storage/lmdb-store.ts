@@ -17,6 +17,23 @@ export type JobRecord = [string, string, string, string, JobState, number, numbe
 /** A stored recurrent job: `[entry id, queue slug, type, cron expression, last run]`. */
 export type RecurrentRecord = [number, string, string, string, number];
 
+/** How long closing a store waits for its last writes to reach the disk. */
+const CLOSE_FLUSH_WAIT_MS = 2000;
+
+/** lmdb rejects a failed commit with a generic error and the cause in a second promise. */
+function describeCommitError(error: unknown): Promise<never> {
+  const cause = (error as { commitError?: Promise<unknown> } | null)?.commitError;
+  if (cause === undefined) return Promise.reject(error);
+  return cause.then(
+    () => Promise.reject(error),
+    (reason: unknown) => Promise.reject(reason instanceof Error ? reason : new Error(String(reason))),
+  );
+}
+
+function delay(milliseconds: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, milliseconds).unref());
+}
+
 /** A job as loaded from a store, in publish order. */
 export interface StoredJob {
   seq: number;
@@ -47,6 +64,12 @@ export class LmdbStore implements JobStore {
   private readonly databases = new Map<string, RootDatabase>();
   /** Databases written since the last commit. */
   private readonly written = new Set<RootDatabase>();
+  /** Jobs and recurrent jobs changed since the last commit. */
+  private changed: Array<Job | RecurrentEntry> = [];
+  /** Jobs and recurrent jobs whose last change was in a commit that failed. */
+  private readonly lost = new Set<Job | RecurrentEntry>();
+  /** Test mode: while on, no write reaches lmdb and every commit fails. */
+  private fault = false;
 
   constructor(
     dataDir: string,
@@ -84,6 +107,8 @@ export class LmdbStore implements JobStore {
 
   jobChanged(group: string, job: Job): void {
     if (job.state === 'removed') return;
+    this.changed.push(job);
+    if (this.fault) return;
     const database = this.database(group);
     // A restart makes a job in progress pending again, so it is stored as pending.
     const state = job.state === 'in-progress' ? 'pending' : job.state;
@@ -93,6 +118,8 @@ export class LmdbStore implements JobStore {
   }
 
   jobRemoved(group: string, job: Job): void {
+    this.changed.push(job);
+    if (this.fault) return;
     const database = this.database(group);
     void database.remove([JOB_KEY, job.seq]);
     this.written.add(database);
@@ -108,6 +135,9 @@ export class LmdbStore implements JobStore {
   }
 
   recurrentChanged(group: string, entry: RecurrentEntry): void {
+    if (entry.deleted) return;
+    this.changed.push(entry);
+    if (this.fault) return;
     const database = this.database(group);
     const record: RecurrentRecord = [entry.id, entry.queue.slug, entry.type, entry.expression, entry.lastRun];
     void database.put([RECURRENT_KEY, entry.id], record);
@@ -115,21 +145,66 @@ export class LmdbStore implements JobStore {
   }
 
   recurrentRemoved(group: string, entry: RecurrentEntry): void {
+    this.changed.push(entry);
+    if (this.fault) return;
     const database = this.database(group);
     void database.remove([RECURRENT_KEY, entry.id]);
     this.written.add(database);
   }
 
   commit(): Promise<void> | null {
-    if (this.written.size === 0) return null;
-    const pending = [...this.written].map((database) => (this.fsync ? database.flushed : database.committed));
+    if (this.changed.length === 0) return null;
+    const changed = this.changed;
+    this.changed = [];
+    if (this.fault) {
+      for (const item of changed) this.lost.add(item);
+      return Promise.reject(new Error('storage fault switched on by DEBUG storage-fault'));
+    }
+    const pending: Array<PromiseLike<unknown>> = [];
+    for (const database of this.written) {
+      pending.push(database.committed);
+      // lmdb's flushed promise never settles when a commit fails, so the commit decides.
+      if (this.fsync) pending.push(database.flushed);
+    }
     this.written.clear();
-    return Promise.all(pending).then(() => undefined);
+    return Promise.all(pending).then(
+      () => undefined,
+      (error: unknown) => {
+        for (const item of changed) this.lost.add(item);
+        return describeCommitError(error);
+      },
+    );
+  }
+
+  hasLostChanges(): boolean {
+    return this.lost.size > 0;
+  }
+
+  /** Writes again, from their state now, the jobs and recurrent jobs of commits that failed. */
+  rewriteLost(): Promise<void> | null {
+    const lost = [...this.lost];
+    this.lost.clear();
+    for (const item of lost) {
+      if ('seq' in item) {
+        if (item.state === 'removed') this.jobRemoved(item.queue.group.slug, item);
+        else this.jobChanged(item.queue.group.slug, item);
+      } else if (item.deleted) {
+        this.recurrentRemoved(item.queue.group.slug, item);
+      } else {
+        this.recurrentChanged(item.queue.group.slug, item);
+      }
+    }
+    return this.commit();
+  }
+
+  setFault(on: boolean): void {
+    this.fault = on;
   }
 
   async close(): Promise<void> {
     for (const database of this.databases.values()) {
-      await database.flushed;
+      // A store whose disk failed may never finish its last flush, so the close waits for it a short while only.
+      await Promise.race([Promise.all([database.committed, database.flushed]).catch(() => undefined), delay(CLOSE_FLUSH_WAIT_MS)]);
       await database.close();
     }
     this.databases.clear();

@@ -11,8 +11,17 @@ export interface JobStore {
   jobRemoved(group: string, job: Job): void;
   recurrentChanged(group: string, entry: RecurrentEntry): void;
   recurrentRemoved(group: string, entry: RecurrentEntry): void;
-  /** Resolves when every change reported so far is stored; null when there is nothing to wait for. */
+  /**
+   * Resolves when every change reported so far is stored; null when there is nothing to
+   * wait for. On a failure, the changes are kept for `rewriteLost`.
+   */
   commit(): Promise<void> | null;
+  /** True while changes of a failed commit wait to be written again. */
+  hasLostChanges(): boolean;
+  /** Writes the changes of failed commits again, as they are now, and commits them. */
+  rewriteLost(): Promise<void> | null;
+  /** Test mode: while on, every commit fails as a failing disk would. */
+  setFault(on: boolean): void;
   close(): Promise<void>;
 }
 
@@ -25,5 +34,12 @@ export class MemoryStore implements JobStore {
   commit(): null {
     return null;
   }
+  hasLostChanges(): boolean {
+    return false;
+  }
+  rewriteLost(): null {
+    return null;
+  }
+  setFault(): void {}
   async close(): Promise<void> {}
 }

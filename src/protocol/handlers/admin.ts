@@ -84,17 +84,31 @@ async function advanceClock(ctx: ServerContext, _client: Client, [secondsText]: 
   return Reply.OK;
 }
 
+/** Sends a test-mode request to the shard of the client's group and returns its reply. */
+function toGroupShard(ctx: ServerContext, client: Client, op: Op, args: unknown[]): Promise<string> {
+  const group = client.session.group;
+  if (group === null) throw new ProtocolError(ErrorCode.GROUP_NOT_SELECTED);
+  client.session.shards.add(ctx.shards.shardOf(group));
+  return new Promise((resolve) => ctx.shards.request(group, op, client.id, args, (value) => resolve(String(value))));
+}
+
 /**
  * DEBUG logs the server state. `DEBUG shard-error` makes the shard of the current group
  * fail one request, which must reply internal-error and leave the shard running.
+ * `DEBUG storage-fault on|off` makes every commit of that shard's store fail, as a failing
+ * disk would, or stops doing so.
  */
 function debug(ctx: ServerContext, client: Client, args: string[]): string | Promise<string> {
   requireTestMode(ctx);
-  if (args[0] === 'shard-error') {
-    const group = client.session.group;
-    if (group === null) throw new ProtocolError(ErrorCode.GROUP_NOT_SELECTED);
-    client.session.shards.add(ctx.shards.shardOf(group));
-    return new Promise((resolve) => ctx.shards.request(group, Op.Fail, client.id, [], (value) => resolve(String(value))));
+  if (args[0] === 'shard-error') return toGroupShard(ctx, client, Op.Fail, []);
+  if (args[0] === 'storage-fault') {
+    if (args.length !== 2 || (args[1] !== 'on' && args[1] !== 'off')) {
+      throw new ProtocolError(ErrorCode.INVALID_ARGUMENT, 'use DEBUG storage-fault on, or DEBUG storage-fault off');
+    }
+    if (ctx.config.durability === 'memory') {
+      throw new ProtocolError(ErrorCode.INVALID_ARGUMENT, 'durability is memory, so there is no store to fail; set durability to os or fsync');
+    }
+    return toGroupShard(ctx, client, Op.StorageFault, [args[1] === 'on']);
   }
   ctx.logger.info({ sessions: ctx.clients.size, groups: [...ctx.groups], shards: ctx.shards.size }, 'debug state');
   return Reply.OK;
