@@ -11,7 +11,7 @@ import type { ServerContext } from './protocol/context';
 import { Dispatcher } from './protocol/dispatcher';
 import { claimDataDir } from './storage/data-dir';
 import type { Client } from './protocol/session';
-import { Op } from './shards/messages';
+import { Op, RestoredConnection } from './shards/messages';
 import { ShardPool } from './shards/pool';
 
 /** How long a graceful stop waits for replies still owed to clients. */
@@ -79,6 +79,11 @@ export class JobatatorServer implements ServerContext, ConnectionHost {
         if (counted) client.session.revoked.add(jobId);
         else this.releaseHeld(client, jobId);
       },
+      connectionsOf: (shard) => this.connectionsOf(shard),
+      onJobLost: (connectionId, jobId) => {
+        const client = this.clients.get(connectionId);
+        if (client !== undefined) this.releaseHeld(client, jobId);
+      },
     });
   }
 
@@ -139,6 +144,7 @@ export class JobatatorServer implements ServerContext, ConnectionHost {
   }
 
   setPushPaused(connection: Connection, paused: boolean): void {
+    connection.session.pushPaused = paused;
     this.shards.notify(connection.session.shards, Op.Pause, connection.id, [paused]);
   }
 
@@ -155,6 +161,29 @@ export class JobatatorServer implements ServerContext, ConnectionHost {
       this.shards.notify(session.awaitingCredit, Op.Credit, client.id);
       session.awaitingCredit.clear();
     }
+  }
+
+  /** Describes the open connections that used a shard, for a restarted shard thread. */
+  private connectionsOf(shard: number): RestoredConnection[] {
+    const restored: RestoredConnection[] = [];
+    for (const client of this.clients.values()) {
+      const session = client.session;
+      if (!session.shards.has(shard)) continue;
+      const onShard = (group: string): boolean => this.shards.shardOf(group) === shard;
+      const subscriptions: Array<[string, string]> = [];
+      for (const [group, queues] of session.subscriptions) {
+        if (onShard(group)) for (const queue of queues) subscriptions.push([group, queue]);
+      }
+      const held: Array<[string, string]> = [];
+      const revoked: string[] = [];
+      for (const [jobId, group] of session.held) {
+        if (!onShard(group)) continue;
+        if (session.revoked.has(jobId)) revoked.push(jobId);
+        else held.push([group, jobId]);
+      }
+      restored.push([client.id, session.user?.username ?? '', client.address, subscriptions, held, revoked, session.pushPaused, session.awaitingCredit.has(shard)]);
+    }
+    return restored;
   }
 
   /** Forgets a client and returns the jobs it held to pending. */

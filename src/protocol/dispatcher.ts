@@ -142,7 +142,22 @@ export class Dispatcher {
       case 'SUBSCRIBE':
         requestArgs = [args[0], username, client.address, this.sequence++];
         onReply = (text) => {
-          if (text === 'OK') session.isWorker = true;
+          if (text !== 'OK') return;
+          session.isWorker = true;
+          session.subscribe(group, args[0]);
+        };
+        break;
+      case 'UNSUBSCRIBE':
+        onReply = (text) => {
+          if (text === 'OK') session.unsubscribe(group, args[0]);
+        };
+        break;
+      case 'PURGE_WORKERS':
+      case 'DELETE_QUEUE':
+        // Both drop every worker of the queue.
+        onReply = (text) => {
+          if (text !== 'OK') return;
+          for (const other of this.ctx.clients.values()) other.session.unsubscribe(group, args[0]);
         };
         break;
       case 'UPDATE_JOB': {

@@ -11,10 +11,27 @@ export class Session {
   readonly shards = new Set<number>();
   /** Set once a SUBSCRIBE succeeded. */
   isWorker = false;
+  /** Queues this connection subscribes to, by group, so a restarted shard gets them back. */
+  readonly subscriptions = new Map<string, Set<string>>();
+  /** True while the connection's unsent output is over max_output_bytes. */
+  pushPaused = false;
   /** Held jobs the shard took back; they count against prefetch until reported on. */
   readonly revoked = new Set<string>();
   /** Shards whose push was bounced because the prefetch was used up; they wait for Credit. */
   readonly awaitingCredit = new Set<number>();
+
+  subscribe(group: string, queue: string): void {
+    let queues = this.subscriptions.get(group);
+    if (queues === undefined) {
+      queues = new Set();
+      this.subscriptions.set(group, queues);
+    }
+    queues.add(queue);
+  }
+
+  unsubscribe(group: string, queue: string): void {
+    this.subscriptions.get(group)?.delete(queue);
+  }
 
   /** True when the logged-in user may select the group. */
   mayUse(group: string): boolean {

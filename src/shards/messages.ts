@@ -46,7 +46,23 @@ export const enum Op {
   Credit,
   /** Test mode: args[0] true makes every commit of the shard's store fail, false stops it. */
   StorageFault,
+  /** Test mode: ends the shard thread with an uncaught error, as a crash would. */
+  Crash,
+  /**
+   * First request to a restarted shard: args[0] lists the open connections as
+   * RestoredConnection tuples. Replies the `[connectionId, jobId]` pairs of held jobs
+   * that the shard no longer has.
+   */
+  Restore,
 }
+
+/**
+ * What the main thread knows of one connection, for a restarted shard:
+ * `[id, username, address, subscriptions as [group, queue] pairs, held jobs as
+ * [group, jobId] pairs, ids of revoked jobs not yet reported on, output paused, waiting
+ * for credit]`.
+ */
+export type RestoredConnection = [number, string, string, Array<[string, string]>, Array<[string, string]>, string[], boolean, boolean];
 
 /**
  * One request: `[op, requestId, connectionId, group, ...args]`. A requestId of 0 means no

@@ -15,8 +15,8 @@ import {
   settleRevoked,
   undoLostAttempt,
 } from './lifecycle';
-import { DebugQueue, Op, Request, ShardStats } from './messages';
-import { Group, Queue, RecurrentEntry } from './model';
+import { DebugQueue, Op, Request, RestoredConnection, ShardStats } from './messages';
+import { Group, Queue, RecurrentEntry, WorkerConnection } from './model';
 import { JsonArrayBuilder, renderJob, renderQueue, renderRecurrent, ReplyTooLarge } from './render';
 import type { Shard } from './shard';
 
@@ -204,6 +204,43 @@ function deleteQueue(shard: Shard, request: Request): string {
   return Reply.OK;
 }
 
+function subscribeWorker(shard: Shard, queue: Queue, worker: WorkerConnection): void {
+  if (!worker.subscriptions.has(queue)) {
+    worker.subscriptions.add(queue);
+    queue.workers.push(worker);
+  }
+  shard.markDirty(queue);
+}
+
+/**
+ * Rebuilds, in a restarted shard, the connections the main thread kept: their
+ * subscriptions, the jobs they hold (with a new lease) and their revoked jobs. Returns the
+ * held jobs the shard no longer has, which the main thread then forgets.
+ */
+function restoreConnections(shard: Shard, request: Request): Array<[number, string]> {
+  const connections = request[4] as RestoredConnection[];
+  const missing: Array<[number, string]> = [];
+  for (const [id, username, address, subscriptions, held, revoked, paused, awaitingCredit] of connections) {
+    const worker = shard.connection(id, username, address);
+    worker.paused = paused;
+    worker.awaitingCredit = awaitingCredit;
+    for (const [groupSlug, slug] of subscriptions) {
+      const group = shard.groups.get(groupSlug);
+      if (group !== undefined) subscribeWorker(shard, getOrCreateQueue(group, slug, 0), worker);
+    }
+    for (const [groupSlug, jobId] of held) {
+      const job = shard.groups.get(groupSlug)?.jobs.get(jobId);
+      if (job === undefined || job.state === 'done' || job.holder !== null) {
+        missing.push([id, jobId]);
+        continue;
+      }
+      hold(shard, job, worker);
+    }
+    for (const jobId of revoked) worker.revoked.add(jobId);
+  }
+  return missing;
+}
+
 function stats(shard: Shard): ShardStats {
   let queues = 0;
   let jobs = 0;
@@ -242,12 +279,7 @@ export const OPERATIONS: Record<number, Operation> = {
   },
   [Op.Subscribe]: (shard, [, , connectionId, group, slug, username, address, createdAt]) => {
     const queue = getOrCreateQueue(shard.group(group), slug as string, createdAt as number);
-    const worker = shard.connection(connectionId, username as string, address as string);
-    if (!worker.subscriptions.has(queue)) {
-      worker.subscriptions.add(queue);
-      queue.workers.push(worker);
-    }
-    shard.markDirty(queue);
+    subscribeWorker(shard, queue, shard.connection(connectionId, username as string, address as string));
     return Reply.OK;
   },
   [Op.Unsubscribe]: (shard, [, , connectionId, group, slug]) => {
@@ -320,6 +352,13 @@ export const OPERATIONS: Record<number, Operation> = {
   [Op.Fail]: () => {
     throw new Error('failure requested by DEBUG shard-error');
   },
+  [Op.Crash]: () => {
+    setImmediate(() => {
+      throw new Error('shard thread crash requested by DEBUG shard-crash');
+    });
+    return Reply.OK;
+  },
+  [Op.Restore]: restoreConnections,
   [Op.StorageFault]: (shard, [, , , , on]) => {
     shard.setStorageFault(on as boolean);
     return Reply.OK;

@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { Config } from '../config/types';
 import { errorReply, ErrorCode } from '../protocol/errors';
 import { decode, encode } from './codec';
-import { Op, Out, Output, Request, ShardInit, ShardMessage, ShardSettings } from './messages';
+import { Op, Out, Output, Request, RestoredConnection, ShardInit, ShardMessage, ShardSettings } from './messages';
 import { placeGroup } from './placement';
 
 /** Receives a shard's reply to one request. */
@@ -15,6 +15,10 @@ export type ReplySink = (value: unknown) => void;
 export interface ShardEvents {
   onPush(connectionId: number, line: string, jobId: string, group: string): void;
   onRelease(connectionId: number, jobId: string, counted: boolean): void;
+  /** Returns the open connections as a restarted shard needs them. */
+  connectionsOf(shard: number): RestoredConnection[];
+  /** A connection's held job is gone with a restarted shard. */
+  onJobLost(connectionId: number, jobId: string): void;
 }
 
 /** Plain string messages that are not batches. */
@@ -28,6 +32,10 @@ const WORKER_FILE = path.join(__dirname, 'worker.js');
  * thousands of others on a busy shard waits for a few batches, not for all of them.
  */
 const MAX_BATCH_REQUESTS = 512;
+
+/** A shard thread that dies more often than this within RESTART_WINDOW_MS stays down. */
+const MAX_RESTARTS = 3;
+const RESTART_WINDOW_MS = 60_000;
 
 /** Main-thread side of one shard thread: its pool, its port and its outgoing batch. */
 class ShardHandle {
@@ -45,6 +53,8 @@ class ShardHandle {
   inFlight = false;
   scheduled = false;
   alive = true;
+  /** Start times of the threads this handle replaced, for the restart limit. */
+  restarts: number[] = [];
 
   constructor(
     readonly index: number,
@@ -84,6 +94,7 @@ class ShardHandle {
 export class ShardPool {
   private readonly handles: ShardHandle[] = [];
   private readonly groupShard = new Map<string, number>();
+  private settings: ShardSettings | undefined;
   private nextRequestId = 1;
   private closing = false;
 
@@ -103,7 +114,7 @@ export class ShardPool {
 
   /** Starts every shard thread and waits until each has attached. */
   async start(): Promise<void> {
-    const settings: ShardSettings = {
+    const settings: ShardSettings = (this.settings = {
       jobTimeoutMs: this.config.job_timeout * 1000,
       retryDelayMs: this.config.retry_delay * 1000,
       leaseMs: this.config.lease * 1000,
@@ -113,16 +124,9 @@ export class ShardPool {
       logLevel: this.config.log_level,
       dataDir: path.resolve(this.config.data_dir),
       durability: this.config.durability,
-    };
+    });
     for (let index = 0; index < this.config.shards; index++) {
-      const groups = [...this.groupShard].filter(([, shard]) => shard === index).map(([slug]) => slug);
-      const handle = new ShardHandle(index, { index, groups, settings }, (h, data) => this.onMessage(h, data));
-      handle.attach.then(
-        () => this.onDetached(handle, undefined),
-        (error: unknown) => this.onDetached(handle, error),
-      );
-      this.handles.push(handle);
-      this.logger.debug({ shard: index, groups }, 'shard starting');
+      this.handles.push(this.startThread(index, settings));
     }
     // A thread that fails while it starts (a store that cannot be opened) stops the start-up.
     await Promise.all(
@@ -135,6 +139,17 @@ export class ShardPool {
         ]),
       ),
     );
+  }
+
+  private startThread(index: number, settings: ShardSettings): ShardHandle {
+    const groups = [...this.groupShard].filter(([, shard]) => shard === index).map(([slug]) => slug);
+    const handle = new ShardHandle(index, { index, groups, settings }, (h, data) => this.onMessage(h, data));
+    handle.attach.then(
+      () => this.onDetached(handle, undefined),
+      (error: unknown) => this.onDetached(handle, error),
+    );
+    this.logger.debug({ shard: index, groups }, 'shard starting');
+    return handle;
   }
 
   /** Returns the shard index that owns a configured group. */
@@ -270,13 +285,56 @@ export class ShardPool {
 
   private onDetached(handle: ShardHandle, error: unknown): void {
     handle.alive = false;
-    if (this.closing && error === undefined) return;
-    // TODO: restart the thread and reload its groups once jobs are stored on disk. Until
-    // then a dead shard's groups reply shard-unavailable.
-    this.logger.error({ shard: handle.index, err: error }, 'shard thread stopped; its groups are unavailable');
-    const reply = errorReply(ErrorCode.SHARD_UNAVAILABLE, `shard ${handle.index} stopped; retry later`);
-    for (const [, sink] of handle.sinks.toArray()) sink(reply);
-    handle.sinks.clear();
-    handle.queued = [];
+    if (this.closing) {
+      if (error !== undefined) this.logger.error({ shard: handle.index, err: error }, 'shard thread failed while stopping');
+      return;
+    }
+    const now = Date.now();
+    const restarts = handle.restarts.filter((time) => now - time < RESTART_WINDOW_MS);
+    if (restarts.length >= MAX_RESTARTS || this.settings === undefined) {
+      this.logger.error({ shard: handle.index, err: error, restarts: restarts.length }, 'shard thread stopped again; its groups stay unavailable until the server restarts');
+      this.failRequests(handle, handle.sinks.toArray(), errorReply(ErrorCode.SHARD_UNAVAILABLE, `shard ${handle.index} stopped; restart the server`));
+      handle.sinks.clear();
+      handle.queued = [];
+      return;
+    }
+    const lost = this.settings.durability === 'memory' ? '; durability is memory, so the jobs of its groups are lost' : '';
+    this.logger.error({ shard: handle.index, err: error }, `shard thread stopped; restarting it${lost}`);
+    this.restart(handle, [...restarts, now]);
+  }
+
+  /**
+   * Replaces a dead shard thread. The requests of the batch in flight get an error, since
+   * they may or may not have run. The new thread loads its groups from the store, gets the
+   * connections back first, then the requests that were waiting.
+   */
+  private restart(dead: ShardHandle, restarts: number[]): void {
+    const waiting = new Set(dead.queued.map((request) => request[1]));
+    const inFlight = dead.sinks.toArray().filter(([id]) => !waiting.has(id));
+    const carried = dead.sinks.toArray().filter(([id]) => waiting.has(id));
+    const handle = this.startThread(dead.index, this.settings as ShardSettings);
+    handle.restarts = restarts;
+    this.handles[dead.index] = handle;
+    this.enqueue(handle, Op.Restore, 0, '', [this.events.connectionsOf(dead.index)], (value) => {
+      for (const [connectionId, jobId] of value as Array<[number, string]>) this.events.onJobLost(connectionId, jobId);
+      this.logger.info({ shard: dead.index }, 'shard thread restarted');
+    });
+    for (const entry of carried) handle.sinks.push(entry);
+    handle.queued.push(...dead.queued);
+    dead.queued = [];
+    dead.sinks.clear();
+    this.failRequests(dead, inFlight, errorReply(ErrorCode.SHARD_UNAVAILABLE, `shard ${dead.index} stopped while running this request, which may or may not have taken effect; check and retry`));
+    dead.port.close();
+    void dead.pool.destroy().catch(() => undefined);
+  }
+
+  private failRequests(handle: ShardHandle, sinks: Array<[number, ReplySink]>, reply: string): void {
+    for (const [, sink] of sinks) {
+      try {
+        sink(reply);
+      } catch (error) {
+        this.logger.error({ err: error, shard: handle.index }, 'failed to deliver a shard error');
+      }
+    }
   }
 }

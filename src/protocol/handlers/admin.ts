@@ -96,11 +96,13 @@ function toGroupShard(ctx: ServerContext, client: Client, op: Op, args: unknown[
  * DEBUG logs the server state. `DEBUG shard-error` makes the shard of the current group
  * fail one request, which must reply internal-error and leave the shard running.
  * `DEBUG storage-fault on|off` makes every commit of that shard's store fail, as a failing
- * disk would, or stops doing so.
+ * disk would, or stops doing so. `DEBUG shard-crash` ends that shard's thread with an
+ * uncaught error, so the main thread restarts it.
  */
 function debug(ctx: ServerContext, client: Client, args: string[]): string | Promise<string> {
   requireTestMode(ctx);
   if (args[0] === 'shard-error') return toGroupShard(ctx, client, Op.Fail, []);
+  if (args[0] === 'shard-crash') return toGroupShard(ctx, client, Op.Crash, []);
   if (args[0] === 'storage-fault') {
     if (args.length !== 2 || (args[1] !== 'on' && args[1] !== 'off')) {
       throw new ProtocolError(ErrorCode.INVALID_ARGUMENT, 'use DEBUG storage-fault on, or DEBUG storage-fault off');
