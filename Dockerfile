@@ -16,6 +16,9 @@ RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist/src ./dist/src
 COPY bin ./bin
 COPY config.example.yml ./
+# The job stores live in data_dir, ./data by default; mount a volume there to keep them.
+RUN mkdir -p /app/data && chown node:node /app/data
+VOLUME /app/data
 USER node
 EXPOSE 8962 8952
 # Healthy when the TCP port answers PONG to PING within 4 seconds. It checks port 8962, so

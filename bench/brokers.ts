@@ -128,6 +128,7 @@ function writeJobatatorConfig(settings: JobatatorSettings): string {
     web_port: -1,
     log_level: 'info',
     job_timeout: 0,
+    durability: 'memory',
     prefetch: settings.prefetch,
     shards: settings.shards,
     groups: settings.groups,

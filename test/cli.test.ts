@@ -136,6 +136,9 @@ cli('example config is used without a config file', async () => {
     assert.match(String(warning?.msg), 'demo credentials');
     assert.is(findLog(server, 'listening')?.host, '127.0.0.1');
     assert.type(server.webPort, 'number');
+    // Jobs are stored by default, in ./data of the working directory.
+    assert.is(findLog(server, 'jobs are stored on disk')?.durability, 'os');
+    assert.ok(fs.existsSync(path.join(directory, 'data', 'server.pid')));
 
     const client = await LineClient.login(server.port, 'demo', 'demo', 'demo');
     assert.match(await client.request('PUBLISH cli-example report {}'), /^OK#[A-Za-z0-9]{16}$/);

@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { closeAll, errorCode, Job, LineClient, waitFor } from './helpers/client';
 import { nextPush, publish, subscribe } from './helpers/jobs';
-import { logEntries, startServer, tempDir, TestServer } from './helpers/server';
+import { logEntries, startServer, TestServer } from './helpers/server';
 
 /** group1 lives alone on shard 1; group2 and group3 on shard 0. */
 const PLACEMENT = { shards: 2, groups: [{ slug: 'group1', shard: 1 }, { slug: 'group2', shard: 0 }, { slug: 'group3', shard: 0 }] };
@@ -41,7 +41,7 @@ function steadyPublisher(client: LineClient): { stop(): Promise<string[]> } {
 }
 
 test('a crashed shard restarts with its jobs and workers', async () => {
-  const server = await startServer({ ...PLACEMENT, durability: 'os', data_dir: tempDir(), job_timeout: 600 });
+  const server = await startServer({ ...PLACEMENT, job_timeout: 600 });
   try {
     const publisher = await LineClient.login(server.port);
     const worker = await subscribe(server.port, 'crash');
@@ -85,7 +85,7 @@ test('a crashed shard restarts with its jobs and workers', async () => {
 });
 
 test('a crashed shard in memory mode drops held jobs', async () => {
-  const server = await startServer({ ...PLACEMENT });
+  const server = await startServer({ ...PLACEMENT, durability: 'memory' });
   try {
     const publisher = await LineClient.login(server.port);
     const worker = await subscribe(server.port, 'lost');

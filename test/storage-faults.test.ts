@@ -91,7 +91,7 @@ test('a failing store answers storage-unavailable and recovers', async () => {
 });
 
 test('storage-fault is refused without a store and with a bad argument', async () => {
-  const server = await startServer();
+  const server = await startServer({ durability: 'memory' });
   try {
     const client = await LineClient.login(server.port);
     const reply = await client.request('DEBUG storage-fault on');

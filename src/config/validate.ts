@@ -13,9 +13,7 @@ export function defaultConfig(): Config {
     allow_dispatch: false,
     delay_policy: '',
     data_dir: './data',
-    // TODO: make os the default once a dead shard thread is restarted from its store and
-    // a failed disk write gets a storage-unavailable reply.
-    durability: 'memory',
+    durability: 'os',
     log_level: 'info',
     job_timeout: 60,
     retry_delay: 30,

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { CLI, ROOT } from './server';
+import { CLI, ROOT, tempDir } from './server';
 
 const RUN_TIMEOUT_MS = 15000;
 
@@ -17,14 +17,16 @@ export interface RunOptions {
   /** Variables set for the child on top of the test process's environment. */
   env?: NodeJS.ProcessEnv;
   timeoutMs?: number;
+  /** Working directory; the repository root by default. */
+  cwd?: string;
 }
 
-/** Runs a Node script from the repository root to completion and kills it after a timeout. */
+/** Runs a Node script to completion and kills it after a timeout. */
 export function runScript(script: string, args: string[], options: RunOptions = {}): Promise<RunResult> {
   const timeoutMs = options.timeoutMs ?? RUN_TIMEOUT_MS;
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [script, ...args], {
-      cwd: ROOT,
+      cwd: options.cwd ?? ROOT,
       env: { ...process.env, ...options.env },
       stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     });
@@ -44,9 +46,12 @@ export function runScript(script: string, args: string[], options: RunOptions = 
   });
 }
 
-/** Runs the compiled CLI to completion, as `runScript` does. */
+/**
+ * Runs the compiled CLI to completion, as `runScript` does, in a temporary working
+ * directory, so a relative data_dir stays out of the repository.
+ */
 export function runCli(args: string[], options: RunOptions = {}): Promise<RunResult> {
-  return runScript(CLI, args, options);
+  return runScript(CLI, args, { cwd: tempDir(), ...options });
 }
 
 /** Reads the CPU time (user plus system, all threads) a process has used, in clock ticks. */

@@ -70,9 +70,12 @@ export function writeConfig(config: unknown): string {
   return file;
 }
 
-/** Starts a real server process on the given config and waits for its "listening" log line. */
+/**
+ * Starts a real server process on the given config and waits for its "listening" log line.
+ * Each server gets a data directory of its own unless the overrides name one.
+ */
 export function startServer(overrides: Record<string, unknown> = {}, options: StartOptions = {}): Promise<TestServer> {
-  const file = writeConfig({ ...BASE_CONFIG, ...overrides });
+  const file = writeConfig({ ...BASE_CONFIG, data_dir: tempDir(), ...overrides });
   return spawnServer(['--config', file, ...(options.args ?? [])], options);
 }
 
@@ -91,11 +94,15 @@ export function serverSuite(name: string, overrides: Record<string, unknown> = {
   return tests;
 }
 
-/** Spawns the CLI with the given arguments and waits for the "listening" log line. */
+/**
+ * Spawns the CLI with the given arguments and waits for the "listening" log line. The
+ * server runs in a temporary working directory, so a relative data_dir stays out of the
+ * repository.
+ */
 export function spawnServer(args: string[], options: StartOptions = {}): Promise<TestServer> {
   const command = [process.execPath, CLI, ...args];
   const spawnOptions = {
-    cwd: options.env?.JOBATATOR_TEST_CWD ?? ROOT,
+    cwd: options.env?.JOBATATOR_TEST_CWD ?? tempDir(),
     env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'] as Array<'ignore' | 'pipe'>,
   };
