@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { closeAll, Job, LineClient, waitFor } from './helpers/client';
-import { publishAll } from './helpers/jobs';
+import { publishAll, ReportingWorker } from './helpers/jobs';
 import fs from 'node:fs';
 import path from 'node:path';
 import { open } from 'lmdb';
@@ -235,6 +235,47 @@ test('a store of another format stops start-up', async () => {
   const result = await runCli(['--config', writeConfig({ ...BASE_CONFIG, durability: 'os', data_dir: dataDir })]);
   assert.is(result.code, 1, result.stdout + result.stderr);
   assert.match(result.stdout + result.stderr, 'has format 99, and this server reads format 1');
+});
+
+/** A worker that reports every pushed job done at once. */
+class Finisher extends ReportingWorker {
+  constructor(client: LineClient, onAccepted: () => void) {
+    super(client, onAccepted);
+    this.start();
+  }
+
+  protected onPush(job: Job): void {
+    this.reportDone(job.ID);
+  }
+}
+
+test('the store stays small as jobs pass through', async () => {
+  const dataDir = tempDir();
+  const server = await durableServer(dataDir, 'os', { job_timeout: 0, prefetch: 100 });
+  try {
+    const storeFile = path.join(groupDirectory(dataDir, 'group1'), 'data.mdb');
+    const publisher = await LineClient.login(server.port);
+    const payloads = Array.from({ length: 1000 }, (_, index) => `{"n":${index},"pad":"${'x'.repeat(100)}"}`);
+    await publishAll(publisher, 'through', payloads);
+    const sizeWithThousand = fs.statSync(storeFile).size;
+
+    const client = await LineClient.login(server.port);
+    await client.request('SUBSCRIBE through', 'OK');
+    let finished = 0;
+    const worker = new Finisher(client, () => finished++);
+    await waitFor(() => finished === 1000, 20_000, 'the first 1000 jobs done');
+    // 30,000 more jobs pass through, with at most 1,000 pending at a time.
+    for (let round = 2; round <= 31; round++) {
+      await publishAll(publisher, 'through', payloads);
+      await waitFor(() => finished === round * 1000, 20_000, `${round * 1000} jobs done`);
+    }
+    assert.equal(worker.unexpected, []);
+    const sizeAfter = fs.statSync(storeFile).size;
+    assert.ok(sizeAfter <= 3 * sizeWithThousand, `the store grew from ${sizeWithThousand} to ${sizeAfter} bytes`);
+    closeAll(publisher, client);
+  } finally {
+    assert.is(await server.stop(), 0);
+  }
 });
 
 test.run();

@@ -2,7 +2,7 @@ import net from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { LineClient } from './helpers/client';
-import { startServer } from './helpers/server';
+import { startServer, tempDir } from './helpers/server';
 
 interface Outcome {
   socket: net.Socket;
@@ -30,11 +30,38 @@ function authenticate(port: number): Promise<Outcome> {
   });
 }
 
+/** Publishes one job at a time until stopped; returns the ids stored and the other replies. */
+function keepPublishing(publisher: LineClient): { stop(): Promise<{ ids: string[]; errors: string[] }> } {
+  const ids: string[] = [];
+  const errors: string[] = [];
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const reply = await publisher.request('PUBLISH fd-q t x');
+      if (reply.startsWith('OK#')) ids.push(reply.slice(3));
+      else errors.push(reply);
+    }
+  })().catch((error: Error) => {
+    errors.push(`failed: ${error.message}`);
+  });
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      return { ids, errors };
+    },
+  };
+}
+
 test('connections past the file limit close at once', async () => {
-  const server = await startServer({ shards: 1, web_port: -1 }, { maxOpenFiles: 128 });
+  const config = { shards: 1, web_port: -1, durability: 'os', data_dir: tempDir() };
+  const server = await startServer(config, { maxOpenFiles: 128 });
+  let stored: string[] = [];
   try {
     const port = server.port;
     const publisher = await LineClient.login(port);
+    const background = await LineClient.login(port);
+    const publishing = keepPublishing(background);
 
     const first = await Promise.all(Array.from({ length: 200 }, () => authenticate(port)));
     const hung = first.filter((outcome) => outcome.result === 'hung').length;
@@ -56,14 +83,28 @@ test('connections past the file limit close at once', async () => {
     );
     for (const outcome of second) outcome.socket.destroy();
 
+    const { ids, errors } = await publishing.stop();
+    // A publish that cannot be stored gets an error line, never a silent loss.
+    for (const error of errors) assert.match(error, /^Err: /);
+    assert.ok(ids.length > 0, 'publishes went on during the connection storm');
+    stored = [id, ...ids].sort();
     const jobs = await publisher.json<Array<{ ID: string }>>('LIST_JOBS fd-q');
-    assert.equal(
-      jobs.map((job) => job.ID),
-      [id],
-    );
+    assert.equal(jobs.map((job) => job.ID).sort(), stored);
     publisher.close();
+    background.close();
   } finally {
     assert.is(await server.stop(), 0);
+  }
+
+  // Every acknowledged job is in the store.
+  const restarted = await startServer(config);
+  try {
+    const reader = await LineClient.login(restarted.port);
+    const jobs = await reader.json<Array<{ ID: string }>>('LIST_JOBS fd-q');
+    assert.equal(jobs.map((job) => job.ID).sort(), stored);
+    reader.close();
+  } finally {
+    assert.is(await restarted.stop(), 0);
   }
 });
 
