@@ -115,7 +115,8 @@ commands('SUBSCRIBE pushes jobs in the original shape', async ({ server }) => {
   const pushed = JSON.parse(line) as { Job: Job; Debug: string };
   assert.equal(Object.keys(pushed), ['Job', 'Debug']);
   assert.is(pushed.Debug, 'Dispatch data');
-  assert.equal(Object.keys(pushed.Job), ['ID', 'State', 'Type', 'Payload', 'Attempts', 'StartedProcessingAt', 'EndProcessingAt']);
+  // The original keys come first, then the ones this server added.
+  assert.equal(Object.keys(pushed.Job), ['ID', 'State', 'Type', 'Payload', 'Attempts', 'StartedProcessingAt', 'EndProcessingAt', 'Priority', 'MaxAttempts']);
   assert.is(pushed.Job.ID, id);
   assert.is(pushed.Job.State, 'in-progress');
   assert.is(pushed.Job.Type, 't1');
@@ -237,6 +238,8 @@ commands('LIST_JOBS lists jobs in publish order', async ({ server }) => {
     Attempts: 0,
     StartedProcessingAt: ZERO_TIME,
     EndProcessingAt: ZERO_TIME,
+    Priority: 0,
+    MaxAttempts: 25,
   });
   client.close();
 });
@@ -440,7 +443,7 @@ commands('HELP lists commands in original order', async ({ server }) => {
   const client = await LineClient.connect(server.port);
   const names = await client.json<string[]>('HELP');
   assert.equal(names.slice(0, ORIGINAL_COMMANDS.length), ORIGINAL_COMMANDS);
-  assert.equal(names.slice(ORIGINAL_COMMANDS.length), ['ADVANCE_CLOCK']);
+  assert.equal(names.slice(ORIGINAL_COMMANDS.length), ['PUBLISH_JOB', 'RETRY_JOB', 'ADVANCE_CLOCK']);
   assert.is(await client.request('HELP a b'), 'Err: wrong-numbers-arguments');
   client.close();
 });

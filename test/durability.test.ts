@@ -234,7 +234,37 @@ test('a store of another format stops start-up', async () => {
   await store.close();
   const result = await runCli(['--config', writeConfig({ ...BASE_CONFIG, durability: 'os', data_dir: dataDir })]);
   assert.is(result.code, 1, result.stdout + result.stderr);
-  assert.match(result.stdout + result.stderr, 'has format 99, and this server reads format 1');
+  assert.match(result.stdout + result.stderr, 'has format 99, and this server reads formats 1 and 2');
+});
+
+test('a store of the first format is read and upgraded', async () => {
+  const dataDir = tempDir();
+  const directory = groupDirectory(dataDir, 'group1');
+  fs.mkdirSync(directory, { recursive: true });
+  const old = open({ path: directory, compression: false });
+  const failedAt = Date.now() - 60_000;
+  old.putSync('format', 1);
+  old.putSync(['job', 7], ['AAAAAAAAAAAAAAA1', 'old', '"t"', '"first"', 'pending', 0, 0, 0]);
+  old.putSync(['job', 9], ['AAAAAAAAAAAAAAA2', 'old', '"t"', '"second"', 'errored', 2, failedAt - 1000, failedAt]);
+  await old.close();
+
+  const server = await durableServer(dataDir, 'os', { retry_delay: 30 });
+  try {
+    const jobs = await listJobs(server.port, 'old');
+    // The errored job's retry was due 30 s after it failed, a minute ago, so it is pending.
+    assert.equal(
+      jobs.map((job) => [job.ID, job.State, job.Attempts, job.Payload]),
+      [
+        ['AAAAAAAAAAAAAAA1', 'pending', 0, 'first'],
+        ['AAAAAAAAAAAAAAA2', 'pending', 2, 'second'],
+      ],
+    );
+  } finally {
+    assert.is(await server.stop(), 0);
+  }
+  const upgraded = open({ path: directory, compression: false, readOnly: true });
+  assert.is(upgraded.get('format'), 2);
+  await upgraded.close();
 });
 
 /** A worker that reports every pushed job done at once. */

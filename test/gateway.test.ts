@@ -174,6 +174,8 @@ gateway('JSON replies are embedded as JSON', async ({ server, webPort }) => {
       Attempts: 0,
       StartedProcessingAt: '0001-01-01T00:00:00Z',
       EndProcessingAt: '0001-01-01T00:00:00Z',
+      Priority: 0,
+      MaxAttempts: 25,
     },
   ]);
   const session = reply.body.data[4] as Record<string, unknown>;

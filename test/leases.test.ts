@@ -8,7 +8,7 @@ async function listJobs(client: LineClient, queue: string): Promise<Array<[strin
   return jobs.map((job) => [job.ID, job.State, job.Attempts]);
 }
 
-const leases = serverSuite('leases', { lease: 2, retry_delay: 5 });
+const leases = serverSuite('leases', { lease: 2, retry_delay: 5, backoff: 'fixed' });
 
 leases('expired lease gives the job to another worker', async ({ server }) => {
   const queue = 'late-report';
@@ -118,7 +118,7 @@ leases('retry_delay holds an errored job back', async ({ server }) => {
   assert.is(await worker.request(`UPDATE_JOB ${id} errored`), 'OK');
   assert.equal(await listJobs(publisher, queue), [[id, 'errored', 1]]);
 
-  // retry_delay is 5 s on this server.
+  // retry_delay is 5 s on this server, with a fixed backoff.
   assert.is(await publisher.request('ADVANCE_CLOCK 4'), 'OK');
   assert.equal(await linesBeforePong(worker), []);
   assert.equal(await listJobs(publisher, queue), [[id, 'errored', 1]]);

@@ -196,7 +196,6 @@ failures('QUIT returns the held job at once', async ({ server }) => {
 });
 
 failures('disconnects and errored share one attempt count', async ({ server }) => {
-  // NOTE: the server has no attempt cap yet, so this checks the count and not a final state.
   const queue = 'attempts';
   const publisher = await LineClient.login(server.port);
   const workers = await subscribed(server.port, queue, 3);
@@ -214,7 +213,7 @@ failures('disconnects and errored share one attempt count', async ({ server }) =
   const { index, job } = await firstPush(remaining);
   attemptsSeen.push(job.Attempts);
   const last = remaining[index];
-  // Disconnects are retried at once, but an errored job waits retry_delay.
+  // Disconnects are retried at once, but an errored job waits for its backoff.
   assert.is(await last.request(`UPDATE_JOB ${id} errored`), 'OK');
   assert.equal(attemptsSeen, [0, 1, 2]);
   assert.equal(await linesBeforePong(last), []);
@@ -224,8 +223,11 @@ failures('disconnects and errored share one attempt count', async ({ server }) =
     [[id, 'errored', 3]],
   );
 
-  // retry_delay is 30 s by default.
-  assert.is(await publisher.request('ADVANCE_CLOCK 30'), 'OK');
+  // The third failure waits between half and all of 30 s times 2^2.
+  const wait = Date.parse(listed[0].RetryAt as string) - Date.parse(listed[0].EndProcessingAt);
+  assert.ok(wait >= 60_000, `waited ${wait} ms`);
+  assert.ok(wait <= 120_000, `waited ${wait} ms`);
+  assert.is(await publisher.request('ADVANCE_CLOCK 120'), 'OK');
   const retried = await nextPush(last);
   assert.is(retried.ID, id);
   assert.is(retried.Attempts, 3);

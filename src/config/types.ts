@@ -5,6 +5,9 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 export const DURABILITY_MODES = ['memory', 'os', 'fsync'] as const;
 export type Durability = (typeof DURABILITY_MODES)[number];
 
+export const BACKOFF_KINDS = ['exponential', 'fixed'] as const;
+export type Backoff = (typeof BACKOFF_KINDS)[number];
+
 export interface GroupConfig {
   slug: string;
   /** Shard index the group is pinned to; placed by a hash of the slug when absent. */
@@ -41,8 +44,16 @@ export interface Config {
   durability: Durability;
   /** Seconds a done job stays listed before it is deleted; 0 deletes it at once. */
   job_timeout: number;
-  /** Seconds an errored job waits before it is pushed again. */
+  /** Seconds an errored job waits before it is pushed again: the base of the backoff. */
   retry_delay: number;
+  /** Longest wait of an exponential backoff, in seconds. */
+  retry_max_delay: number;
+  /** `exponential` doubles the wait at each attempt, with jitter; `fixed` waits retry_delay. */
+  backoff: Backoff;
+  /** Failed deliveries after which a job is dead; 0 retries for ever. */
+  max_attempts: number;
+  /** Seconds a dead job stays listed before it is deleted; 0 deletes it at once. */
+  dead_job_ttl: number;
   /** Seconds a worker may hold a job without reporting before it goes to another worker. */
   lease: number;
   /** Unfinished jobs a worker connection may hold at once. */

@@ -1,5 +1,5 @@
 import os from 'node:os';
-import { Config, Durability, DURABILITY_MODES, GroupConfig, LOG_LEVELS, LogLevel, UserConfig } from './types';
+import { Backoff, BACKOFF_KINDS, Config, Durability, DURABILITY_MODES, GroupConfig, LOG_LEVELS, LogLevel, UserConfig } from './types';
 
 const MIB = 1024 * 1024;
 
@@ -17,6 +17,10 @@ export function defaultConfig(): Config {
     log_level: 'info',
     job_timeout: 60,
     retry_delay: 30,
+    retry_max_delay: 3600,
+    backoff: 'exponential',
+    max_attempts: 25,
+    dead_job_ttl: 7 * 86_400,
     lease: 1800,
     prefetch: 1,
     shards: Math.max(1, os.availableParallelism() - 1),
@@ -54,6 +58,9 @@ const INTEGER_KEYS: Record<string, IntegerRule> = {
   web_port: { min: -1, max: 65535, unit: 'a TCP port, or -1 to disable the gateway' },
   job_timeout: { min: 0, max: 31_536_000, unit: 'seconds' },
   retry_delay: { min: 0, max: 31_536_000, unit: 'seconds' },
+  retry_max_delay: { min: 0, max: 31_536_000, unit: 'seconds' },
+  max_attempts: { min: 0, max: 1_000_000, unit: 'attempts, 0 for no limit' },
+  dead_job_ttl: { min: 0, max: 315_360_000, unit: 'seconds' },
   lease: { min: 1, max: 31_536_000, unit: 'seconds' },
   prefetch: { min: 1, max: 100_000, unit: 'jobs' },
   shards: { min: 1, max: 256, unit: 'threads' },
@@ -72,6 +79,7 @@ const KNOWN_KEYS = new Set([
   'log_level',
   'data_dir',
   'durability',
+  'backoff',
   'groups',
   'users',
   ...BOOLEAN_KEYS,
@@ -162,6 +170,15 @@ export function validateConfig(raw: unknown): ValidationResult {
       config.durability = mode as Durability;
     } else {
       problems.push(`durability: expected one of ${DURABILITY_MODES.join(', ')}, got ${describe(input.durability)}`);
+    }
+  }
+
+  if (input.backoff !== undefined) {
+    const kind = String(input.backoff).toLowerCase();
+    if ((BACKOFF_KINDS as readonly string[]).includes(kind)) {
+      config.backoff = kind as Backoff;
+    } else {
+      problems.push(`backoff: expected one of ${BACKOFF_KINDS.join(', ')}, got ${describe(input.backoff)}`);
     }
   }
 

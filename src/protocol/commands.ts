@@ -69,6 +69,8 @@ export const COMMANDS: readonly CommandSpec[] = [
   spec('QUIT', false, false, none, 'main', 'QUIT', 'Close the connection'),
   spec('CURRENT_SESSION', true, false, none, 'main', 'CURRENT_SESSION', 'Describe this connection as JSON'),
   spec('LIST_SESSIONS', true, false, none, 'main', 'LIST_SESSIONS', 'List the sessions in the current group as JSON'),
+  spec('PUBLISH_JOB', true, true, [{ args: 4 }], 'shard', 'PUBLISH_JOB {queue_slug} {job_type} {job_payload} {options_json}', 'Create a job with options such as {"priority":5,"delay":30} and return its ID'),
+  spec('RETRY_JOB', true, true, one, 'shard', 'RETRY_JOB {job_id}', 'Make a dead, errored or scheduled job pending at once; a dead job starts again with no attempts'),
   spec('ADVANCE_CLOCK', false, false, one, 'main', 'ADVANCE_CLOCK {seconds}', 'Move the server clock forward for leases, delays and cron (test mode only)'),
   spec('HELP', false, false, [{ args: 0 }, { args: 1 }], 'main', 'HELP [{command}]', 'List the commands, or describe one', false),
   // `JOB UPDATE id status`, from the original README, runs as UPDATE_JOB.

@@ -3,11 +3,14 @@ import { CommandSpec, findCommand, matchForm } from './commands';
 import type { ServerContext } from './context';
 import { errorReply, ErrorCode, ProtocolError } from './errors';
 import { MAIN_HANDLERS } from './handlers';
+import { parseJobOptions } from './job-options';
 import type { Client } from './session';
 
 /** Shard operation of each command that runs in a shard. */
 const SHARD_OPS: Record<string, Op> = {
   PUBLISH: Op.Publish,
+  PUBLISH_JOB: Op.Publish,
+  RETRY_JOB: Op.RetryJob,
   SUBSCRIBE: Op.Subscribe,
   UNSUBSCRIBE: Op.Unsubscribe,
   LIST_QUEUES: Op.ListQueues,
@@ -138,6 +141,9 @@ export class Dispatcher {
       case 'PUBLISH':
       case 'RECURRENT_JOB':
         requestArgs = [...args, this.sequence++];
+        break;
+      case 'PUBLISH_JOB':
+        requestArgs = [args[0], args[1], args[2], this.sequence++, parseJobOptions(args[3])];
         break;
       case 'SUBSCRIBE':
         requestArgs = [args[0], username, client.address, this.sequence++];

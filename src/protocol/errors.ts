@@ -23,6 +23,7 @@ export const ErrorCode = {
   LEASE_EXPIRED: 'lease-expired',
   JOB_HELD: 'job-held',
   JOB_FINISHED: 'job-finished',
+  WRONG_STATE: 'wrong-state',
   INVALID_ARGUMENT: 'invalid-argument',
   INVALID_SYNTAX: 'invalid-syntax',
   INVALID_UTF8: 'invalid-utf8',

@@ -1,8 +1,9 @@
 import type { JobRecord } from '../storage/lmdb-store';
 import type { JobStore } from '../storage/store';
 import { newJobId } from './ids';
-import type { ShardSettings } from './messages';
-import { DeliveryHistory, Job, Queue, WorkerConnection } from './model';
+import type { JobOptions, ShardSettings } from './messages';
+import { DeliveryHistory, Job, JobPolicy, Queue, WorkerConnection } from './model';
+import { Policies, retryWait } from './policy';
 import type { Timers } from './timers';
 
 /** Shard services the job transitions use. */
@@ -10,6 +11,7 @@ export interface ShardContext {
   readonly settings: ShardSettings;
   readonly timers: Timers;
   readonly store: JobStore;
+  readonly policies: Policies;
   /** Schedules a dispatch round for the queue at the end of the current turn. */
   markDirty(queue: Queue): void;
   emitPush(worker: WorkerConnection, job: Job): void;
@@ -40,7 +42,7 @@ function flatJson(payload: string): string {
 }
 
 /** Creates a pending job and adds it to its queue's list and its group's index. */
-function addJob(queue: Queue, id: string, seq: number, typeJson: string, payloadJson: string): Job {
+function addJob(queue: Queue, id: string, seq: number, typeJson: string, payloadJson: string, policy: JobPolicy): Job {
   const job: Job = {
     id,
     seq,
@@ -48,6 +50,8 @@ function addJob(queue: Queue, id: string, seq: number, typeJson: string, payload
     typeJson,
     payloadJson,
     state: 'pending',
+    policy,
+    dueAt: 0,
     attempts: 0,
     startedAt: 0,
     endedAt: 0,
@@ -64,47 +68,84 @@ function addJob(queue: Queue, id: string, seq: number, typeJson: string, payload
   return job;
 }
 
-export function publishJob(ctx: ShardContext, queue: Queue, type: string, payload: string): Job {
+/**
+ * Publishes a job. With a delay or a run time in the future it is scheduled until then,
+ * unless delay_policy is IGNORE.
+ */
+export function publishJob(ctx: ShardContext, queue: Queue, type: string, payload: string, options?: JobOptions): Job {
   let id = newJobId();
   while (queue.group.jobs.has(id)) id = newJobId();
-  const job = addJob(queue, id, nextSeq++, queue.typeJson(type), flatJson(payload));
-  queue.addFresh(job);
+  const job = addJob(queue, id, nextSeq++, queue.typeJson(type), flatJson(payload), ctx.policies.resolve(options));
+  const now = ctx.timers.now();
+  const due = options?.runAt ?? (options?.delayMs === undefined ? 0 : now + options.delayMs);
+  if (due > now && !ctx.settings.ignoreDelays) {
+    scheduleJob(ctx, job, due);
+  } else {
+    queue.addFresh(job);
+    ctx.markDirty(queue);
+  }
   ctx.store.jobChanged(queue.group.slug, job);
-  ctx.markDirty(queue);
   return job;
+}
+
+/** Keeps a job scheduled until `due`, when it becomes pending. */
+function scheduleJob(ctx: ShardContext, job: Job, due: number): void {
+  job.state = 'scheduled';
+  job.dueAt = due;
+  const version = job.version;
+  setJobTimer(ctx, job, due, () => {
+    if (job.version === version && job.state === 'scheduled') makePending(ctx, job);
+  });
 }
 
 /**
  * Rebuilds a stored job at start-up. A job that was in progress was stored as pending, so
- * it is delivered anew. A done job keeps its job_timeout clock, and an errored one its retry.
+ * it is delivered anew. A done or dead job keeps its expiry clock. A scheduled or errored
+ * job waits for its time, and runs at once when that time passed while the server was down.
  */
 export function restoreJob(ctx: ShardContext, queue: Queue, seq: number, record: JobRecord): void {
-  const [id, , typeJson, payloadJson, state, attempts, startedAt, endedAt] = record;
+  const [id, , typeJson, payloadJson, state, attempts, startedAt, endedAt, storedDueAt, policyRecord] = record;
   reserveSeqThrough(seq);
-  const job = addJob(queue, id, seq, typeJson, payloadJson);
+  const policy = ctx.policies.fromRecord(policyRecord);
+  const job = addJob(queue, id, seq, typeJson, payloadJson, policy);
   job.attempts = attempts;
   job.startedAt = startedAt;
   job.endedAt = endedAt;
-  if (state === 'done') {
-    job.state = 'done';
-    if (ctx.settings.jobTimeoutMs === 0) {
-      removeJob(ctx, job);
-      return;
-    }
-    setJobTimer(ctx, job, endedAt + ctx.settings.jobTimeoutMs, () => {
-      if (job.version === 0) removeJob(ctx, job);
-    });
+  // Records of the first format have no due time: an errored job was due retry_delay after it failed.
+  const dueAt = storedDueAt ?? (state === 'errored' ? endedAt + policy.retryDelayMs : 0);
+  if (state === 'done' || state === 'dead') {
+    job.state = state;
+    expireLater(ctx, job, state === 'done' ? ctx.settings.jobTimeoutMs : ctx.settings.deadJobTtlMs);
     return;
   }
-  if (state === 'errored' && !ctx.settings.ignoreDelays) {
+  const waiting = (state === 'errored' || state === 'scheduled') && !ctx.settings.ignoreDelays && dueAt > ctx.timers.now();
+  if (waiting && state === 'scheduled') {
+    scheduleJob(ctx, job, dueAt);
+    return;
+  }
+  if (waiting) {
     job.state = 'errored';
-    setJobTimer(ctx, job, endedAt + ctx.settings.retryDelayMs, () => {
+    job.dueAt = dueAt;
+    setJobTimer(ctx, job, dueAt, () => {
       if (job.version === 0 && job.state === 'errored') makePending(ctx, job);
     });
     return;
   }
   queue.addFresh(job);
+  if (state !== 'pending') ctx.store.jobChanged(queue.group.slug, job);
   ctx.markDirty(queue);
+}
+
+/** Deletes a finished job `ttlMs` after it ended, or at once for a ttl of 0. */
+function expireLater(ctx: ShardContext, job: Job, ttlMs: number): void {
+  if (ttlMs === 0) {
+    removeJob(ctx, job);
+    return;
+  }
+  const version = job.version;
+  setJobTimer(ctx, job, job.endedAt + ttlMs, () => {
+    if (job.version === version) removeJob(ctx, job);
+  });
 }
 
 /** Hands a pending job to a worker and starts its lease. */
@@ -124,13 +165,13 @@ export function hold(ctx: ShardContext, job: Job, worker: WorkerConnection): voi
   job.startedAt = ctx.timers.now();
   job.version++;
   worker.held.add(job);
-  scheduleLeaseCheck(ctx, job, job.version, job.startedAt + ctx.settings.leaseMs);
+  scheduleLeaseCheck(ctx, job, job.version, job.startedAt + job.policy.leaseMs);
   if (!stored) ctx.store.jobChanged(job.queue.group.slug, job);
 }
 
 /** Extends the holder's lease by the configured duration: the lease check moves to the new end. */
 export function renewLease(ctx: ShardContext, job: Job): void {
-  scheduleLeaseCheck(ctx, job, job.version, ctx.timers.now() + ctx.settings.leaseMs);
+  scheduleLeaseCheck(ctx, job, job.version, ctx.timers.now() + job.policy.leaseMs);
 }
 
 /**
@@ -191,40 +232,61 @@ export function finishJob(ctx: ShardContext, job: Job): void {
   job.endedAt = ctx.timers.now();
   job.version++;
   ctx.store.jobChanged(job.queue.group.slug, job);
-  if (ctx.settings.jobTimeoutMs === 0) {
-    removeJob(ctx, job);
-    return;
-  }
-  const version = job.version;
-  setJobTimer(ctx, job, job.endedAt + ctx.settings.jobTimeoutMs, () => {
-    if (job.version === version) removeJob(ctx, job);
-  });
+  expireLater(ctx, job, ctx.settings.jobTimeoutMs);
 }
 
 /**
- * Counts a failed delivery. An errored job waits retry_delay before it is pending again;
- * a job whose lease expired or whose worker was lost is pending again at once.
+ * Counts a failed delivery. Past its max_attempts a job is dead. Else an errored job waits
+ * for its backoff before it is pending again, and a job whose lease expired or whose
+ * worker was lost is pending again at once.
  */
 export function failJob(ctx: ShardContext, job: Job, cause: FailureCause): void {
   releaseHolder(ctx, job);
   job.attempts++;
   job.version++;
-  const delay = ctx.settings.ignoreDelays ? 0 : ctx.settings.retryDelayMs;
-  if (cause !== 'errored' || delay === 0) {
+  if (job.policy.maxAttempts > 0 && job.attempts >= job.policy.maxAttempts) {
+    killJob(ctx, job);
+    return;
+  }
+  const wait = cause !== 'errored' || ctx.settings.ignoreDelays ? 0 : retryWait(job.policy, job.attempts);
+  if (wait === 0) {
     makePending(ctx, job);
     return;
   }
   job.state = 'errored';
   job.endedAt = ctx.timers.now();
+  job.dueAt = job.endedAt + wait;
   ctx.store.jobChanged(job.queue.group.slug, job);
   const version = job.version;
-  setJobTimer(ctx, job, job.endedAt + delay, () => {
+  setJobTimer(ctx, job, job.dueAt, () => {
     if (job.version === version && job.state === 'errored') makePending(ctx, job);
   });
 }
 
+/** Makes a job that used up its attempts dead; it stays listed for dead_job_ttl. */
+function killJob(ctx: ShardContext, job: Job): void {
+  if (job.queued && job.state === 'pending') job.queue.noteStale();
+  clearJobTimer(ctx, job);
+  job.state = 'dead';
+  job.endedAt = ctx.timers.now();
+  job.dueAt = 0;
+  ctx.store.jobChanged(job.queue.group.slug, job);
+  expireLater(ctx, job, ctx.settings.deadJobTtlMs);
+}
+
+/**
+ * Makes a dead, errored or scheduled job pending at once. A dead job starts again with no
+ * attempts counted.
+ */
+export function retryJob(ctx: ShardContext, job: Job): void {
+  if (job.state === 'dead') job.attempts = 0;
+  job.version++;
+  makePending(ctx, job);
+}
+
 function makePending(ctx: ShardContext, job: Job): void {
   clearJobTimer(ctx, job);
+  job.dueAt = 0;
   job.state = 'pending';
   job.queue.addReturned(job);
   ctx.store.jobChanged(job.queue.group.slug, job);
@@ -288,6 +350,12 @@ export function undoLostAttempt(ctx: ShardContext, job: Job, connectionId: numbe
   if (job.history === null || job.history.lostBy !== connectionId || job.attempts === 0) return;
   job.history.lostBy = 0;
   job.attempts--;
+  if (job.state === 'dead') {
+    // The loss that made the job dead did not happen, so the job has attempts left.
+    job.version++;
+    makePending(ctx, job);
+    return;
+  }
   ctx.store.jobChanged(job.queue.group.slug, job);
 }
 

@@ -1,4 +1,14 @@
 import type { Durability } from '../config/types';
+import type { JobPolicy } from './model';
+import type { PolicyOptions } from './policy';
+
+/** Options of one publish, checked on the main thread. Times are in milliseconds. */
+export interface JobOptions extends PolicyOptions {
+  /** Time the job waits, scheduled, before it is pending. */
+  delayMs?: number;
+  /** Epoch time at which the job becomes pending; set instead of delayMs. */
+  runAt?: number;
+}
 
 /**
  * Messages between the main thread and the shard threads. Both directions carry
@@ -46,6 +56,8 @@ export const enum Op {
   Credit,
   /** Test mode: args[0] true makes every commit of the shard's store fail, false stops it. */
   StorageFault,
+  /** RETRY_JOB: makes a dead, errored or scheduled job pending at once. */
+  RetryJob,
   /** Test mode: ends the shard thread with an uncaught error, as a crash would. */
   Crash,
   /**
@@ -105,8 +117,9 @@ export interface ShardInit {
 /** The part of the config a shard needs. */
 export interface ShardSettings {
   jobTimeoutMs: number;
-  retryDelayMs: number;
-  leaseMs: number;
+  deadJobTtlMs: number;
+  /** Delivery and retry policy of jobs published without options. */
+  policy: JobPolicy;
   prefetch: number;
   ignoreDelays: boolean;
   maxReplyBytes: number;

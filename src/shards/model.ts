@@ -3,7 +3,25 @@ import { Schedule } from './cron';
 import type { TimerEntry } from './timers';
 
 /** Job states shown to clients, and `removed` for a deleted job that old references may still reach. */
-export type JobState = 'pending' | 'in-progress' | 'errored' | 'done' | 'removed';
+export type JobState = 'scheduled' | 'pending' | 'in-progress' | 'errored' | 'done' | 'dead' | 'removed';
+
+/**
+ * How a job is delivered and retried. Jobs published without options share the server's
+ * policy, and jobs with the same options share one object, so a job carries one reference.
+ */
+export interface JobPolicy {
+  /** Higher goes first; jobs of one priority go in publish order. */
+  priority: number;
+  /** Failed deliveries after which the job is dead; 0 for no limit. */
+  maxAttempts: number;
+  backoff: 'exponential' | 'fixed';
+  /** Wait after the first failure, and the base of an exponential backoff. */
+  retryDelayMs: number;
+  /** Longest wait of an exponential backoff. */
+  retryMaxDelayMs: number;
+  /** Time a worker may hold the job without a report. */
+  leaseMs: number;
+}
 
 /** Rarely needed facts about a job's past deliveries, kept apart to keep jobs small. */
 export interface DeliveryHistory {
@@ -22,16 +40,19 @@ export interface Job {
   typeJson: string;
   payloadJson: string;
   state: JobState;
+  policy: JobPolicy;
+  /** Time a scheduled job becomes pending, or an errored job is retried; 0 otherwise. */
+  dueAt: number;
   /** Failed deliveries: errored reports, expired leases and lost workers. */
   attempts: number;
   startedAt: number;
   endedAt: number;
   /** Connection holding the job while in progress, else null. */
   holder: WorkerConnection | null;
-  /** The job's active timer: lease check, retry or done expiry. */
+  /** The job's active timer: due time, lease check, retry, or expiry of a done or dead job. */
   timer: TimerEntry | null;
   history: DeliveryHistory | null;
-  /** True while an entry for the job sits in the queue's heap of returned jobs. */
+  /** True while an entry for the job sits in one of the queue's heaps of pending jobs. */
   queued: boolean;
   /** Bumped on each hand-over and removal, so timers set before it do nothing. */
   version: number;
@@ -75,6 +96,7 @@ export interface RecurrentEntry {
 }
 
 const bySeq = (a: Job, b: Job): number => a.seq - b.seq;
+const byPriorityThenSeq = (a: Job, b: Job): number => b.policy.priority - a.policy.priority || a.seq - b.seq;
 
 /** Stale pending entries a queue may carry before they are compacted away. */
 const MIN_STALE_FOR_COMPACTION = 1024;
@@ -97,8 +119,13 @@ export class Queue {
    * found by walking the job list from here, so they need no entry of their own.
    */
   private freshCursor: Job | null = null;
-  /** Jobs that came back (lost worker, expired lease, retry), oldest publish first. */
+  /** Jobs of priority 0 that came back (lost worker, expired lease, retry), oldest publish first. */
   private readonly returned = new Heap<Job>(bySeq);
+  /**
+   * Pending jobs of any other priority, highest first. Those above 0 go before the jobs of
+   * priority 0, those below after them.
+   */
+  private readonly prioritized = new Heap<Job>(byPriorityThenSeq);
   readonly workers: WorkerConnection[] = [];
   readonly recurrent = new Map<string, RecurrentEntry>();
   /** Next index in `workers` for round-robin delivery. */
@@ -162,34 +189,49 @@ export class Queue {
 
   /** Makes a newly published job, already linked at the end, wait for its first delivery. */
   addFresh(job: Job): void {
+    if (job.policy.priority !== 0) {
+      this.addReturned(job);
+      return;
+    }
     if (this.freshCursor === null) this.freshCursor = job;
   }
 
-  /** Queues a job that is pending again; it goes before every job published after it. */
+  /**
+   * Queues a job that is pending again, or a job the fresh cursor has passed (a scheduled
+   * job that became due). It goes before every job of its priority published after it.
+   */
   addReturned(job: Job): void {
     if (job.queued) return;
     job.queued = true;
-    this.returned.push(job);
+    if (job.policy.priority === 0) this.returned.push(job);
+    else this.prioritized.push(job);
   }
 
-  /** Removes and returns the oldest pending job, skipping stale entries. */
+  /** Removes and returns the next pending job: highest priority, then oldest. */
   takePending(): Job | undefined {
+    const prioritized = this.heapHead(this.prioritized);
+    if (prioritized !== undefined && prioritized.policy.priority > 0) return this.popHeap(this.prioritized);
     const fresh = this.freshHead();
-    const returned = this.returnedHead();
-    if (fresh === undefined && returned === undefined) return undefined;
-    let job: Job;
-    if (returned === undefined || (fresh !== undefined && fresh.seq < returned.seq)) {
-      job = fresh as Job;
-      this.freshCursor = job.next;
-    } else {
-      job = this.returned.pop() as Job;
+    const returned = this.heapHead(this.returned);
+    if (fresh === undefined && returned === undefined) {
+      return prioritized === undefined ? undefined : this.popHeap(this.prioritized);
     }
-    job.queued = false;
-    return job;
+    if (returned === undefined || (fresh !== undefined && fresh.seq < returned.seq)) {
+      const job = fresh as Job;
+      this.freshCursor = job.next;
+      return job;
+    }
+    return this.popHeap(this.returned);
   }
 
   hasPending(): boolean {
-    return this.freshHead() !== undefined || this.returnedHead() !== undefined;
+    return this.freshHead() !== undefined || this.heapHead(this.returned) !== undefined || this.heapHead(this.prioritized) !== undefined;
+  }
+
+  private popHeap(heap: Heap<Job>): Job {
+    const job = heap.pop() as Job;
+    job.queued = false;
+    return job;
   }
 
   /**
@@ -199,7 +241,7 @@ export class Queue {
    */
   noteStale(): void {
     this.stale++;
-    const entries = this.returned.size();
+    const entries = this.returned.size() + this.prioritized.size();
     if (this.stale < MIN_STALE_FOR_COMPACTION || this.stale * 2 <= entries) return;
     const keep = (job: Job): boolean => {
       if (!Queue.isStale(job)) return true;
@@ -207,6 +249,7 @@ export class Queue {
       return false;
     };
     this.returned.init(this.returned.toArray().filter(keep));
+    this.prioritized.init(this.prioritized.toArray().filter(keep));
     this.stale = 0;
   }
 
@@ -226,12 +269,12 @@ export class Queue {
     return head ?? undefined;
   }
 
-  private returnedHead(): Job | undefined {
-    let head = this.returned.peek();
+  private heapHead(heap: Heap<Job>): Job | undefined {
+    let head = heap.peek();
     while (head !== undefined && Queue.isStale(head)) {
       head.queued = false;
-      this.returned.pop();
-      head = this.returned.peek();
+      heap.pop();
+      head = heap.peek();
     }
     return head;
   }
@@ -261,6 +304,7 @@ export class Queue {
   clearPending(): void {
     this.freshCursor = null;
     this.returned.clear();
+    this.prioritized.clear();
   }
 }
 

@@ -11,11 +11,12 @@ import {
   publishJob,
   removeJob,
   renewLease,
+  retryJob,
   returnUndelivered,
   settleRevoked,
   undoLostAttempt,
 } from './lifecycle';
-import { DebugQueue, Op, Request, RestoredConnection, ShardStats } from './messages';
+import { DebugQueue, JobOptions, Op, Request, RestoredConnection, ShardStats } from './messages';
 import { Group, Queue, RecurrentEntry, WorkerConnection } from './model';
 import { JsonArrayBuilder, renderJob, renderQueue, renderRecurrent, ReplyTooLarge } from './render';
 import type { Shard } from './shard';
@@ -63,6 +64,12 @@ function updateJob(shard: Shard, request: Request): string {
   if (job === undefined) throw new ProtocolError(ErrorCode.UNKNOWN_JOB);
   if (job.state === 'done') {
     throw new ProtocolError(ErrorCode.JOB_FINISHED, `job ${id} is already done; it accepts no more reports`);
+  }
+  if (job.state === 'dead') {
+    throw new ProtocolError(ErrorCode.WRONG_STATE, `job ${id} is dead after ${job.attempts} failed attempts; RETRY_JOB ${id} makes it pending again`);
+  }
+  if (job.state === 'scheduled') {
+    throw new ProtocolError(ErrorCode.WRONG_STATE, `job ${id} is scheduled; it accepts reports once it is pending, or after RETRY_JOB ${id}`);
   }
   const holder = job.holder;
   if (holder !== null && holder.id !== connectionId) {
@@ -271,9 +278,9 @@ function debugQueues(shard: Shard): DebugQueue[] | string {
 }
 
 export const OPERATIONS: Record<number, Operation> = {
-  [Op.Publish]: (shard, [, , , group, slug, type, payload, createdAt]) => {
+  [Op.Publish]: (shard, [, , , group, slug, type, payload, createdAt, options]) => {
     const queue = getOrCreateQueue(shard.group(group), slug as string, createdAt as number);
-    const job = publishJob(shard, queue, type as string, payload as string);
+    const job = publishJob(shard, queue, type as string, payload as string, options as JobOptions | undefined);
     shard.notePublished(job);
     return okWithId(job.id);
   },
@@ -322,6 +329,15 @@ export const OPERATIONS: Record<number, Operation> = {
     const job = shard.group(group).jobs.get(id as string);
     if (job === undefined) throw new ProtocolError(ErrorCode.UNKNOWN_JOB);
     removeJob(shard, job, connectionId);
+    return Reply.OK;
+  },
+  [Op.RetryJob]: (shard, [, , , group, id]) => {
+    const job = shard.group(group).jobs.get(id as string);
+    if (job === undefined) throw new ProtocolError(ErrorCode.UNKNOWN_JOB);
+    if (job.state !== 'dead' && job.state !== 'errored' && job.state !== 'scheduled') {
+      throw new ProtocolError(ErrorCode.WRONG_STATE, `job ${job.id} is ${job.state}; RETRY_JOB takes dead, errored or scheduled jobs`);
+    }
+    retryJob(shard, job);
     return Reply.OK;
   },
   [Op.RecurrentJob]: recurrentJob,

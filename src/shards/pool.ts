@@ -116,8 +116,15 @@ export class ShardPool {
   async start(): Promise<void> {
     const settings: ShardSettings = (this.settings = {
       jobTimeoutMs: this.config.job_timeout * 1000,
-      retryDelayMs: this.config.retry_delay * 1000,
-      leaseMs: this.config.lease * 1000,
+      deadJobTtlMs: this.config.dead_job_ttl * 1000,
+      policy: {
+        priority: 0,
+        maxAttempts: this.config.max_attempts,
+        backoff: this.config.backoff,
+        retryDelayMs: this.config.retry_delay * 1000,
+        retryMaxDelayMs: this.config.retry_max_delay * 1000,
+        leaseMs: this.config.lease * 1000,
+      },
       prefetch: this.config.prefetch,
       ignoreDelays: this.config.delay_policy === 'IGNORE',
       maxReplyBytes: this.config.max_reply_bytes,

@@ -4,13 +4,19 @@ import { Job, Queue, RecurrentEntry, WorkerConnection } from './model';
 /**
  * JSON shapes of the original server, with its PascalCase keys. The original's empty nested
  * `Queue` and `Group` objects inside jobs are left out: no client reads them, and pushed jobs
- * must stay short for clients that read at most 2,000 bytes of a line.
+ * must stay short for clients that read at most 2,000 bytes of a line. Keys this server
+ * added follow the original ones: `Priority` and `MaxAttempts` always, `RunAt` while the job
+ * is scheduled and `RetryAt` while it waits for a retry.
  */
 export function renderJob(job: Job): string {
+  let due = '';
+  if (job.state === 'scheduled') due = `,"RunAt":"${formatTime(job.dueAt)}"`;
+  else if (job.state === 'errored') due = `,"RetryAt":"${formatTime(job.dueAt)}"`;
   return (
     `{"ID":"${job.id}","State":"${job.state}","Type":${job.typeJson},` +
     `"Payload":${job.payloadJson},"Attempts":${job.attempts},` +
-    `"StartedProcessingAt":"${formatTime(job.startedAt)}","EndProcessingAt":"${formatTime(job.endedAt)}"}`
+    `"StartedProcessingAt":"${formatTime(job.startedAt)}","EndProcessingAt":"${formatTime(job.endedAt)}",` +
+    `"Priority":${job.policy.priority},"MaxAttempts":${job.policy.maxAttempts}${due}}`
   );
 }
 

@@ -10,6 +10,7 @@ import { Op, Out, Output, Request, ShardInit, ShardMessage, ShardSettings } from
 import { Group, Job, Queue, RecurrentEntry, WorkerConnection } from './model';
 import { parseSchedule } from './cron';
 import { getOrCreateQueue, OPERATIONS, runRecurrent, scheduleRecurrent } from './operations';
+import { Policies } from './policy';
 import { renderPush } from './render';
 import { Timers } from './timers';
 
@@ -23,7 +24,7 @@ const EARLY_SEND_CHARS = 32 * 1024 * 1024;
 const STORAGE_RETRY_MS = 500;
 
 /** Operations that change stored state and are refused while the store fails. */
-const WRITING_OPS = new Set<Op>([Op.Publish, Op.DeleteQueue, Op.PurgeJobs, Op.DeleteJob, Op.RecurrentJob, Op.DeleteRecurrentJob]);
+const WRITING_OPS = new Set<Op>([Op.Publish, Op.DeleteQueue, Op.PurgeJobs, Op.DeleteJob, Op.RetryJob, Op.RecurrentJob, Op.DeleteRecurrentJob]);
 
 /** A message built by a turn and waiting for the commit of that turn's changes. */
 interface PendingMessage {
@@ -51,6 +52,7 @@ export class Shard implements ShardContext {
   readonly settings: ShardSettings;
   readonly timers: Timers;
   readonly store: JobStore;
+  readonly policies: Policies;
   /** True when changes are stored, so replies wait for commits. */
   private readonly durable: boolean;
   readonly logger: Logger;
@@ -80,6 +82,7 @@ export class Shard implements ShardContext {
     private readonly port: MessagePort,
   ) {
     this.settings = init.settings;
+    this.policies = new Policies(init.settings.policy);
     this.logger = pino({ level: init.settings.logLevel, base: { shard: init.index } });
     for (const slug of init.groups) this.groups.set(slug, new Group(slug));
     this.timers = new Timers(
@@ -90,7 +93,7 @@ export class Shard implements ShardContext {
     if (!this.durable) {
       this.store = new MemoryStore();
     } else {
-      const store = new LmdbStore(init.settings.dataDir, init.groups, init.settings.durability === 'fsync');
+      const store = new LmdbStore(init.settings.dataDir, init.groups, init.settings.durability === 'fsync', this.policies);
       this.store = store;
       this.loadJobs(store);
     }

@@ -3,16 +3,25 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { open, RootDatabase } from 'lmdb';
 import type { Job, JobState, RecurrentEntry } from '../shards/model';
+import type { Policies, PolicyRecord } from '../shards/policy';
 import type { JobStore } from './store';
 
-/** Version of the record layout below. A store written with another version is refused. */
-const FORMAT_VERSION = 1;
+/**
+ * Version of the record layout below. A store of version 1, whose job records end at
+ * endedAt, is read as is and marked version 2. A store of any other version is refused.
+ */
+const FORMAT_VERSION = 2;
+const READABLE_FORMATS = new Set([1, 2]);
 const FORMAT_KEY = 'format';
 const JOB_KEY = 'job';
 const RECURRENT_KEY = 'recurrent';
 
-/** A stored job: `[id, queue slug, type JSON, payload JSON, state, attempts, startedAt, endedAt]`. */
-export type JobRecord = [string, string, string, string, JobState, number, number, number];
+/**
+ * A stored job: `[id, queue slug, type JSON, payload JSON, state, attempts, startedAt,
+ * endedAt, dueAt, policy]`, with a null policy for the server's. Records of format 1 end
+ * at endedAt.
+ */
+export type JobRecord = [string, string, string, string, JobState, number, number, number, number?, (PolicyRecord | null)?];
 
 /** A stored recurrent job: `[entry id, queue slug, type, cron expression, last run]`. */
 export type RecurrentRecord = [number, string, string, string, number];
@@ -75,6 +84,7 @@ export class LmdbStore implements JobStore {
     dataDir: string,
     groups: string[],
     private readonly fsync: boolean,
+    private readonly policies: Policies,
   ) {
     for (const slug of groups) {
       const directory = groupDirectory(dataDir, slug);
@@ -86,11 +96,10 @@ export class LmdbStore implements JobStore {
         throw new StoreOpenError(`cannot open the store of group ${slug} in ${directory}: ${(error as Error).message}; check data_dir and the limit on open files (about 3 per group)`);
       }
       const format = database.get(FORMAT_KEY) as unknown;
-      if (format === undefined) {
-        database.putSync(FORMAT_KEY, FORMAT_VERSION);
-      } else if (format !== FORMAT_VERSION) {
-        throw new StoreOpenError(`the store of group ${slug} in ${directory} has format ${String(format)}, and this server reads format ${FORMAT_VERSION}; start the version that wrote it, or move the directory away`);
+      if (format !== undefined && !READABLE_FORMATS.has(format as number)) {
+        throw new StoreOpenError(`the store of group ${slug} in ${directory} has format ${String(format)}, and this server reads formats ${[...READABLE_FORMATS].join(' and ')}; start the version that wrote it, or move the directory away`);
       }
+      if (format !== FORMAT_VERSION) database.putSync(FORMAT_KEY, FORMAT_VERSION);
       this.databases.set(slug, database);
     }
   }
@@ -112,7 +121,18 @@ export class LmdbStore implements JobStore {
     const database = this.database(group);
     // A restart makes a job in progress pending again, so it is stored as pending.
     const state = job.state === 'in-progress' ? 'pending' : job.state;
-    const record: JobRecord = [job.id, job.queue.slug, job.typeJson, job.payloadJson, state, job.attempts, job.startedAt, job.endedAt];
+    const record: JobRecord = [
+      job.id,
+      job.queue.slug,
+      job.typeJson,
+      job.payloadJson,
+      state,
+      job.attempts,
+      job.startedAt,
+      job.endedAt,
+      job.dueAt,
+      this.policies.toRecord(job.policy),
+    ];
     void database.put([JOB_KEY, job.seq], record);
     this.written.add(database);
   }

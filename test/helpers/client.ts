@@ -146,6 +146,12 @@ export interface Job {
   Attempts: number;
   StartedProcessingAt: string;
   EndProcessingAt: string;
+  Priority?: number;
+  MaxAttempts?: number;
+  /** Set while the job is scheduled. */
+  RunAt?: string;
+  /** Set while the job waits for a retry. */
+  RetryAt?: string;
 }
 
 /** Parses a pushed job line. */

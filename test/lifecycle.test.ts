@@ -1,0 +1,205 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { closeAll, errorCode, Job, LineClient, waitFor } from './helpers/client';
+import { nextPush, subscribe } from './helpers/jobs';
+import { startServer, tempDir, TestServer } from './helpers/server';
+
+
+async function publishWith(client: LineClient, queue: string, payload: string, options: Record<string, unknown>): Promise<string> {
+  const reply = await client.request(`PUBLISH_JOB ${queue} t ${payload} ${JSON.stringify(options)}`);
+  assert.match(reply, /^OK#[A-Za-z0-9]{16}$/, reply);
+  return reply.slice(3);
+}
+
+async function jobOf(client: LineClient, queue: string, id: string): Promise<Job> {
+  const jobs = await client.json<Job[]>(`LIST_JOBS ${queue}`);
+  const job = jobs.find((candidate) => candidate.ID === id);
+  if (job === undefined) throw new Error(`job ${id} is not listed in ${queue}`);
+  return job;
+}
+
+/** Runs a test against its own server, stopped afterwards. */
+function withServer(name: string, overrides: Record<string, unknown>, body: (server: TestServer) => Promise<void>): void {
+  test(name, async () => {
+    const server = await startServer(overrides);
+    try {
+      await body(server);
+    } finally {
+      assert.is(await server.stop(), 0);
+    }
+  });
+}
+
+withServer('priorities go first, FIFO within one', { shards: 1 }, async (server) => {
+  const publisher = await LineClient.login(server.port);
+  const low = await publishWith(publisher, 'prio', '"low"', { priority: -1 });
+  const first = await publishWith(publisher, 'prio', '"first"', {});
+  const high = await publishWith(publisher, 'prio', '"high"', { priority: 5 });
+  const second = await publishWith(publisher, 'prio', '"second"', { priority: 0 });
+  const highLater = await publishWith(publisher, 'prio', '"high-later"', { priority: 5 });
+  const top = await publishWith(publisher, 'prio', '"top"', { priority: 2_147_483_647 });
+
+  const worker = await subscribe(server.port, 'prio');
+  const order: string[] = [];
+  for (let index = 0; index < 6; index++) {
+    const job = await nextPush(worker);
+    order.push(job.ID);
+    assert.is(await worker.request(`UPDATE_JOB ${job.ID} done`), 'OK');
+  }
+  assert.equal(order, [top, high, highLater, first, second, low]);
+  closeAll(publisher, worker);
+});
+
+withServer('a delayed job waits for its time', {}, async (server) => {
+  const publisher = await LineClient.login(server.port);
+  const worker = await subscribe(server.port, 'later');
+  const id = await publishWith(publisher, 'later', '{}', { delay: 60 });
+  const scheduled = await jobOf(publisher, 'later', id);
+  assert.is(scheduled.State, 'scheduled');
+  assert.type(scheduled.RunAt, 'string');
+  assert.is(await worker.request(`UPDATE_JOB ${id} in-progress`), `Err: wrong-state;job ${id} is scheduled; it accepts reports once it is pending, or after RETRY_JOB ${id}`);
+
+  assert.is(await publisher.request('ADVANCE_CLOCK 59'), 'OK');
+  assert.is((await jobOf(publisher, 'later', id)).State, 'scheduled');
+  assert.is(await publisher.request('ADVANCE_CLOCK 2'), 'OK');
+  const pushed = await nextPush(worker);
+  assert.is(pushed.ID, id);
+  // A run_at in the past makes the job pending at once.
+  const past = await publishWith(publisher, 'later', '{}', { run_at: 1_000_000_000 });
+  assert.is(await worker.request(`UPDATE_JOB ${id} done`), 'OK');
+  assert.is((await nextPush(worker)).ID, past);
+  closeAll(publisher, worker);
+});
+
+withServer('delay_policy IGNORE drops delays', { delay_policy: 'IGNORE' }, async (server) => {
+  const publisher = await LineClient.login(server.port);
+  const id = await publishWith(publisher, 'now', '{}', { delay: 3600 });
+  const job = await jobOf(publisher, 'now', id);
+  assert.is(job.State, 'pending');
+  assert.is(job.RunAt, undefined);
+  publisher.close();
+});
+
+withServer('an early job is not stuck behind later ones', { shards: 1 }, async (server) => {
+  const publisher = await LineClient.login(server.port);
+  const worker = await subscribe(server.port, 'mixed');
+  const lines = Array.from({ length: 1000 }, (_, index) => `PUBLISH_JOB mixed t ${index} {"delay":3600}\n`).join('');
+  publisher.write(lines);
+  for (let index = 0; index < 1000; index++) assert.match(await publisher.next(), /^OK#/);
+  const early = await publishWith(publisher, 'mixed', '"early"', { delay: 1 });
+  assert.is(await publisher.request('ADVANCE_CLOCK 2'), 'OK');
+  assert.is((await nextPush(worker)).ID, early);
+  closeAll(publisher, worker);
+});
+
+withServer('every failure path counts one attempt', { shards: 1 }, async (server) => {
+  const publisher = await LineClient.login(server.port);
+  const id = await publishWith(publisher, 'fails', '{}', { max_attempts: 3, lease: 5, retry_delay: 10, backoff: 'fixed' });
+
+  // An errored report, then the backoff.
+  let worker = await subscribe(server.port, 'fails');
+  assert.is((await nextPush(worker)).ID, id);
+  assert.is(await worker.request(`UPDATE_JOB ${id} errored`), 'OK');
+  const errored = await jobOf(publisher, 'fails', id);
+  assert.equal([errored.State, errored.Attempts], ['errored', 1]);
+  assert.is(Date.parse(errored.RetryAt as string) - Date.parse(errored.EndProcessingAt), 10_000);
+  assert.is(await publisher.request('ADVANCE_CLOCK 10'), 'OK');
+
+  // An expired lease.
+  assert.is((await nextPush(worker)).ID, id);
+  assert.is(await publisher.request('ADVANCE_CLOCK 6'), 'OK');
+  const expired = await jobOf(publisher, 'fails', id);
+  assert.equal([expired.State, expired.Attempts], ['pending', 2]);
+  worker.close();
+
+  // A lost worker: the third failure makes the job dead.
+  worker = await subscribe(server.port, 'fails');
+  assert.is((await nextPush(worker)).ID, id);
+  worker.close();
+  await waitFor(async () => (await jobOf(publisher, 'fails', id)).State === 'dead', 5000, 'the job dead');
+  const dead = await jobOf(publisher, 'fails', id);
+  assert.equal([dead.State, dead.Attempts, dead.MaxAttempts], ['dead', 3, 3]);
+  assert.is(errorCode(await publisher.request(`UPDATE_JOB ${id} done`)), 'Err: wrong-state');
+
+  // RETRY_JOB brings it back with no attempts.
+  assert.is(await publisher.request(`RETRY_JOB ${id}`), 'OK');
+  const retried = await jobOf(publisher, 'fails', id);
+  assert.equal([retried.State, retried.Attempts], ['pending', 0]);
+  assert.is(errorCode(await publisher.request(`RETRY_JOB ${id}`)), 'Err: wrong-state');
+  assert.is(await publisher.request('RETRY_JOB nosuchjob'), 'Err: unknown-job');
+  publisher.close();
+});
+
+withServer('an exponential backoff doubles with jitter', { shards: 1, retry_delay: 100, retry_max_delay: 300 }, async (server) => {
+  const publisher = await LineClient.login(server.port);
+  const worker = await subscribe(server.port, 'backoff');
+  const id = await publishWith(publisher, 'backoff', '{}', {});
+  // Attempt n waits between half and all of 100 s times 2^(n-1), at most 300 s.
+  const bounds = [
+    [50_000, 100_000],
+    [100_000, 200_000],
+    [150_000, 300_000],
+    [150_000, 300_000],
+  ];
+  for (const [min, max] of bounds) {
+    assert.is((await nextPush(worker)).ID, id);
+    assert.is(await worker.request(`UPDATE_JOB ${id} errored`), 'OK');
+    const job = await jobOf(publisher, 'backoff', id);
+    const wait = Date.parse(job.RetryAt as string) - Date.parse(job.EndProcessingAt);
+    assert.ok(wait >= min, `waited ${wait} ms, expected at least ${min}`);
+    assert.ok(wait <= max, `waited ${wait} ms, expected at most ${max}`);
+    assert.is(await publisher.request(`ADVANCE_CLOCK ${max / 1000}`), 'OK');
+  }
+  closeAll(publisher, worker);
+});
+
+withServer('bad options name the option and its range', {}, async (server) => {
+  const client = await LineClient.login(server.port);
+  const cases: Array<[string, string]> = [
+    ['{"priority":1.5}', 'option priority must be an integer from -2147483648 to 2147483647 (higher runs first), got 1.5'],
+    ['{"delay":-1}', 'option delay must be a number from 0 to 31536000 (seconds), got -1'],
+    ['{"lease":0}', 'option lease must be a number from 1 to 31536000 (seconds), got 0'],
+    ['{"max_attempts":"3"}', 'option max_attempts must be an integer from 0 to 1000000 (attempts, 0 for no limit), got "3"'],
+    ['{"backoff":"linear"}', 'option backoff must be one of exponential, fixed, got "linear"'],
+    ['{"colour":1}', 'unknown option "colour"; the options are priority, delay, run_at, max_attempts, retry_delay, retry_max_delay, lease, backoff'],
+    ['{"delay":1,"run_at":2}', 'give either delay or run_at, not both'],
+    ['[1]', 'options must be a JSON object such as {"priority":5,"delay":30}, got [1]'],
+    ['nope', 'options must be a JSON object such as {"priority":5,"delay":30}, got "nope"'],
+  ];
+  for (const [options, detail] of cases) {
+    assert.is(await client.request(`PUBLISH_JOB bad t {} ${options}`), `Err: invalid-argument;${detail}`, options);
+  }
+  // Nothing was published.
+  assert.is(await client.request('LIST_JOBS bad'), 'Err: unknown-queue');
+  client.close();
+});
+
+test('scheduled and dead jobs survive a restart', async () => {
+  const config = { shards: 1, data_dir: tempDir(), max_attempts: 1 };
+  let server = await startServer(config);
+  const publisher = await LineClient.login(server.port);
+  const later = await publishWith(publisher, 'kept', '"later"', { delay: 3600, priority: 3 });
+  const soon = await publishWith(publisher, 'kept', '"soon"', { run_at: Date.now() / 1000 + 0.3 });
+  const doomed = await publishWith(publisher, 'kept', '"doomed"', {});
+  assert.is(await publisher.request(`UPDATE_JOB ${doomed} errored`), 'OK');
+  const before = await jobOf(publisher, 'kept', later);
+  assert.is(await server.stop(), 0);
+  publisher.close();
+
+  server = await startServer(config);
+  try {
+    const client = await LineClient.login(server.port);
+    const kept = await jobOf(client, 'kept', later);
+    assert.equal([kept.State, kept.RunAt, kept.Priority], ['scheduled', before.RunAt, 3]);
+    const dead = await jobOf(client, 'kept', doomed);
+    assert.equal([dead.State, dead.Attempts], ['dead', 1]);
+    // A job whose time passed while the server was down runs right after the start.
+    const worker = await subscribe(server.port, 'kept');
+    assert.is((await nextPush(worker, 5000)).ID, soon);
+    closeAll(client, worker);
+  } finally {
+    assert.is(await server.stop(), 0);
+  }
+});
+
+test.run();
