@@ -58,7 +58,7 @@ export class JobatatorServer implements ServerContext, ConnectionHost {
           return;
         }
         const session = client.session;
-        if (session.held.size >= config.prefetch) {
+        if (session.held.size >= (session.prefetch || config.prefetch)) {
           // Each shard counts only its own pushes, so a connection served by several
           // shards can be offered more than its prefetch: send the extra job back.
           // TODO: a slot freed by a report goes to whichever shard pushes first, usually the
@@ -157,7 +157,7 @@ export class JobatatorServer implements ServerContext, ConnectionHost {
     const session = client.session;
     session.revoked.delete(jobId);
     if (!session.held.delete(jobId)) return;
-    if (session.awaitingCredit.size > 0 && session.held.size < this.config.prefetch) {
+    if (session.awaitingCredit.size > 0 && session.held.size < (session.prefetch || this.config.prefetch)) {
       this.shards.notify(session.awaitingCredit, Op.Credit, client.id);
       session.awaitingCredit.clear();
     }
@@ -181,7 +181,7 @@ export class JobatatorServer implements ServerContext, ConnectionHost {
         if (session.revoked.has(jobId)) revoked.push(jobId);
         else held.push([group, jobId]);
       }
-      restored.push([client.id, session.user?.username ?? '', client.address, subscriptions, held, revoked, session.pushPaused, session.awaitingCredit.has(shard)]);
+      restored.push([client.id, session.user?.username ?? '', client.address, subscriptions, held, revoked, session.pushPaused, session.awaitingCredit.has(shard), session.prefetch]);
     }
     return restored;
   }

@@ -443,7 +443,7 @@ commands('HELP lists commands in original order', async ({ server }) => {
   const client = await LineClient.connect(server.port);
   const names = await client.json<string[]>('HELP');
   assert.equal(names.slice(0, ORIGINAL_COMMANDS.length), ORIGINAL_COMMANDS);
-  assert.equal(names.slice(ORIGINAL_COMMANDS.length), ['PUBLISH_JOB', 'RETRY_JOB', 'ADVANCE_CLOCK']);
+  assert.equal(names.slice(ORIGINAL_COMMANDS.length), ['PUBLISH_JOB', 'RETRY_JOB', 'PREFETCH', 'PAUSE_QUEUE', 'RESUME_QUEUE', 'GET_JOB', 'QUEUE_STATS', 'ADVANCE_CLOCK']);
   assert.is(await client.request('HELP a b'), 'Err: wrong-numbers-arguments');
   client.close();
 });

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { closeAll, errorCode, Job, LineClient, waitFor } from './helpers/client';
+import { closeAll, errorCode, Job, LineClient, linesBeforePong, waitFor } from './helpers/client';
 import { nextPush, subscribe } from './helpers/jobs';
 import { startServer, tempDir, TestServer } from './helpers/server';
 
@@ -172,6 +172,99 @@ withServer('bad options name the option and its range', {}, async (server) => {
   // Nothing was published.
   assert.is(await client.request('LIST_JOBS bad'), 'Err: unknown-queue');
   client.close();
+});
+
+withServer('GET_JOB shows every field', { shards: 1 }, async (server) => {
+  const publisher = await LineClient.login(server.port);
+  const id = await publishWith(publisher, 'detail', '{}', { priority: 4, max_attempts: 7, lease: 90, backoff: 'fixed', retry_delay: 12 });
+  const worker = await subscribe(server.port, 'detail');
+  assert.is((await nextPush(worker)).ID, id);
+  const job = await publisher.json<Record<string, unknown>>(`GET_JOB ${id}`);
+  assert.equal(Object.keys(job), [
+    'ID', 'State', 'Type', 'Payload', 'Attempts', 'StartedProcessingAt', 'EndProcessingAt', 'Priority', 'MaxAttempts',
+    'Queue', 'PublishedAt', 'Backoff', 'RetryDelay', 'RetryMaxDelay', 'Lease', 'LeaseEndsAt',
+  ]);
+  assert.equal([job.State, job.Priority, job.MaxAttempts, job.Queue, job.Backoff, job.RetryDelay, job.Lease], ['in-progress', 4, 7, 'detail', 'fixed', 12, 90]);
+  assert.is(Date.parse(job.LeaseEndsAt as string) - Date.parse(job.StartedProcessingAt as string), 90_000);
+  assert.is(await publisher.request('GET_JOB nosuchjob'), 'Err: unknown-job');
+  closeAll(publisher, worker);
+});
+
+withServer('QUEUE_STATS counts jobs by state', { shards: 1, backoff: 'fixed' }, async (server) => {
+  const publisher = await LineClient.login(server.port);
+  await publishWith(publisher, 'stats', '1', { delay: 600 });
+  const failing = await publishWith(publisher, 'stats', '2', {});
+  const finishing = await publishWith(publisher, 'stats', '3', {});
+  await publishWith(publisher, 'stats', '4', {});
+  assert.is(await publisher.request(`UPDATE_JOB ${failing} errored`), 'OK');
+  assert.is(await publisher.request(`UPDATE_JOB ${finishing} done`), 'OK');
+  assert.is(await publisher.request('ADVANCE_CLOCK 5'), 'OK');
+  const stats = await publisher.json<Record<string, unknown>>('QUEUE_STATS stats');
+  assert.equal(stats, {
+    Queue: 'stats',
+    Scheduled: 1,
+    Pending: 1,
+    InProgress: 0,
+    Errored: 1,
+    Done: 1,
+    Dead: 0,
+    PublishedLastMinute: 4,
+    FinishedLastMinute: 1,
+    FailedLastMinute: 1,
+    OldestPendingAge: stats.OldestPendingAge,
+    Workers: 0,
+    Paused: false,
+  });
+  assert.ok((stats.OldestPendingAge as number) >= 5, `oldest pending age ${String(stats.OldestPendingAge)}`);
+  // A minute later the traffic counts are empty.
+  assert.is(await publisher.request('ADVANCE_CLOCK 61'), 'OK');
+  const later = await publisher.json<Record<string, number>>('QUEUE_STATS stats');
+  assert.equal([later.PublishedLastMinute, later.FinishedLastMinute, later.FailedLastMinute], [0, 0, 0]);
+  assert.is(await publisher.request('QUEUE_STATS nosuchqueue'), 'Err: unknown-queue');
+  publisher.close();
+});
+
+withServer('PREFETCH sets the jobs a worker holds', { shards: 1 }, async (server) => {
+  const publisher = await LineClient.login(server.port);
+  const worker = await LineClient.login(server.port);
+  assert.is(await worker.request('PREFETCH 3'), 'OK');
+  assert.is(await worker.request('SUBSCRIBE many'), 'OK');
+  const ids = [];
+  for (let index = 0; index < 5; index++) ids.push(await publishWith(publisher, 'many', String(index), {}));
+  const pushed = [await nextPush(worker), await nextPush(worker), await nextPush(worker)];
+  assert.equal(pushed.map((job) => job.ID), ids.slice(0, 3));
+  assert.equal(await linesBeforePong(worker), [], 'no fourth job while three are held');
+  // Raising it lets more jobs through at once.
+  assert.is(await worker.request('PREFETCH 4'), 'OK');
+  assert.is((await nextPush(worker)).ID, ids[3]);
+  assert.is(await worker.request('PREFETCH 0'), 'Err: invalid-argument;prefetch must be an integer from 1 to 100000, got "0"');
+  closeAll(publisher, worker);
+});
+
+test('a paused queue keeps jobs and pushes none, across a restart', async () => {
+  const config = { shards: 1, data_dir: tempDir() };
+  let server = await startServer(config);
+  const publisher = await LineClient.login(server.port);
+  assert.is(await publisher.request('PAUSE_QUEUE held'), 'OK');
+  const id = await publishWith(publisher, 'held', '{}', {});
+  const worker = await subscribe(server.port, 'held');
+  assert.equal(await linesBeforePong(worker), [], 'a paused queue pushes nothing');
+  assert.is((await publisher.json<Record<string, unknown>>('QUEUE_STATS held')).Paused, true);
+  assert.is(await server.stop(), 0);
+  closeAll(publisher, worker);
+
+  server = await startServer(config);
+  try {
+    const client = await LineClient.login(server.port);
+    const again = await subscribe(server.port, 'held');
+    assert.equal(await linesBeforePong(again), [], 'the pause survived the restart');
+    assert.is(await client.request('RESUME_QUEUE held'), 'OK');
+    assert.is((await nextPush(again)).ID, id);
+    assert.is(await client.request('RESUME_QUEUE nosuchqueue'), 'Err: unknown-queue');
+    closeAll(client, again);
+  } finally {
+    assert.is(await server.stop(), 0);
+  }
 });
 
 test('scheduled and dead jobs survive a restart', async () => {

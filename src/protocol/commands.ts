@@ -71,6 +71,11 @@ export const COMMANDS: readonly CommandSpec[] = [
   spec('LIST_SESSIONS', true, false, none, 'main', 'LIST_SESSIONS', 'List the sessions in the current group as JSON'),
   spec('PUBLISH_JOB', true, true, [{ args: 4 }], 'shard', 'PUBLISH_JOB {queue_slug} {job_type} {job_payload} {options_json}', 'Create a job with options such as {"priority":5,"delay":30} and return its ID'),
   spec('RETRY_JOB', true, true, one, 'shard', 'RETRY_JOB {job_id}', 'Make a dead, errored or scheduled job pending at once; a dead job starts again with no attempts'),
+  spec('PREFETCH', true, false, one, 'main', 'PREFETCH {count}', 'Set how many unfinished jobs this connection may hold at once'),
+  spec('PAUSE_QUEUE', true, true, one, 'shard', 'PAUSE_QUEUE {queue_slug}', 'Stop pushing the jobs of a queue; it still takes new jobs'),
+  spec('RESUME_QUEUE', true, true, one, 'shard', 'RESUME_QUEUE {queue_slug}', 'Push the jobs of a paused queue again'),
+  spec('GET_JOB', true, true, one, 'shard', 'GET_JOB {job_id}', 'Show one job with every field as JSON'),
+  spec('QUEUE_STATS', true, true, one, 'shard', 'QUEUE_STATS {queue_slug}', 'Count the jobs of a queue by state, with its traffic over the last minute'),
   spec('ADVANCE_CLOCK', false, false, one, 'main', 'ADVANCE_CLOCK {seconds}', 'Move the server clock forward for leases, delays and cron (test mode only)'),
   spec('HELP', false, false, [{ args: 0 }, { args: 1 }], 'main', 'HELP [{command}]', 'List the commands, or describe one', false),
   // `JOB UPDATE id status`, from the original README, runs as UPDATE_JOB.

@@ -11,6 +11,10 @@ const SHARD_OPS: Record<string, Op> = {
   PUBLISH: Op.Publish,
   PUBLISH_JOB: Op.Publish,
   RETRY_JOB: Op.RetryJob,
+  GET_JOB: Op.GetJob,
+  PAUSE_QUEUE: Op.PauseQueue,
+  RESUME_QUEUE: Op.ResumeQueue,
+  QUEUE_STATS: Op.QueueStats,
   SUBSCRIBE: Op.Subscribe,
   UNSUBSCRIBE: Op.Unsubscribe,
   LIST_QUEUES: Op.ListQueues,
@@ -142,11 +146,14 @@ export class Dispatcher {
       case 'RECURRENT_JOB':
         requestArgs = [...args, this.sequence++];
         break;
+      case 'PAUSE_QUEUE':
+        requestArgs = [args[0], this.sequence++];
+        break;
       case 'PUBLISH_JOB':
         requestArgs = [args[0], args[1], args[2], this.sequence++, parseJobOptions(args[3])];
         break;
       case 'SUBSCRIBE':
-        requestArgs = [args[0], username, client.address, this.sequence++];
+        requestArgs = [args[0], username, client.address, this.sequence++, session.prefetch];
         onReply = (text) => {
           if (text !== 'OK') return;
           session.isWorker = true;

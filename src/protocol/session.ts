@@ -15,6 +15,8 @@ export class Session {
   readonly subscriptions = new Map<string, Set<string>>();
   /** True while the connection's unsent output is over max_output_bytes. */
   pushPaused = false;
+  /** Unfinished jobs the connection may hold, set by PREFETCH; 0 for the config's prefetch. */
+  prefetch = 0;
   /** Held jobs the shard took back; they count against prefetch until reported on. */
   readonly revoked = new Set<string>();
   /** Shards whose push was bounced because the prefetch was used up; they wait for Credit. */

@@ -53,6 +53,7 @@ function addJob(queue: Queue, id: string, seq: number, typeJson: string, payload
     policy,
     dueAt: 0,
     attempts: 0,
+    publishedAt: 0,
     startedAt: 0,
     endedAt: 0,
     holder: null,
@@ -77,6 +78,8 @@ export function publishJob(ctx: ShardContext, queue: Queue, type: string, payloa
   while (queue.group.jobs.has(id)) id = newJobId();
   const job = addJob(queue, id, nextSeq++, queue.typeJson(type), flatJson(payload), ctx.policies.resolve(options));
   const now = ctx.timers.now();
+  job.publishedAt = now;
+  queue.published.add(now);
   const due = options?.runAt ?? (options?.delayMs === undefined ? 0 : now + options.delayMs);
   if (due > now && !ctx.settings.ignoreDelays) {
     scheduleJob(ctx, job, due);
@@ -104,13 +107,14 @@ function scheduleJob(ctx: ShardContext, job: Job, due: number): void {
  * job waits for its time, and runs at once when that time passed while the server was down.
  */
 export function restoreJob(ctx: ShardContext, queue: Queue, seq: number, record: JobRecord): void {
-  const [id, , typeJson, payloadJson, state, attempts, startedAt, endedAt, storedDueAt, policyRecord] = record;
+  const [id, , typeJson, payloadJson, state, attempts, startedAt, endedAt, storedDueAt, policyRecord, publishedAt] = record;
   reserveSeqThrough(seq);
   const policy = ctx.policies.fromRecord(policyRecord);
   const job = addJob(queue, id, seq, typeJson, payloadJson, policy);
   job.attempts = attempts;
   job.startedAt = startedAt;
   job.endedAt = endedAt;
+  job.publishedAt = publishedAt ?? 0;
   // Records of the first format have no due time: an errored job was due retry_delay after it failed.
   const dueAt = storedDueAt ?? (state === 'errored' ? endedAt + policy.retryDelayMs : 0);
   if (state === 'done' || state === 'dead') {
@@ -230,6 +234,7 @@ export function finishJob(ctx: ShardContext, job: Job): void {
   releaseHolder(ctx, job);
   job.state = 'done';
   job.endedAt = ctx.timers.now();
+  job.queue.finished.add(job.endedAt);
   job.version++;
   ctx.store.jobChanged(job.queue.group.slug, job);
   expireLater(ctx, job, ctx.settings.jobTimeoutMs);
@@ -244,6 +249,7 @@ export function failJob(ctx: ShardContext, job: Job, cause: FailureCause): void 
   releaseHolder(ctx, job);
   job.attempts++;
   job.version++;
+  job.queue.failed.add(ctx.timers.now());
   if (job.policy.maxAttempts > 0 && job.attempts >= job.policy.maxAttempts) {
     killJob(ctx, job);
     return;
@@ -365,6 +371,7 @@ export function undoLostAttempt(ctx: ShardContext, job: Job, connectionId: numbe
  * a connection past `prefetch` with the jobs of other shards.
  */
 export function dispatchQueue(ctx: ShardContext, queue: Queue): void {
+  if (queue.paused) return;
   while (queue.workers.length > 0 && queue.hasPending()) {
     const worker = queue.nextWorker(ctx.settings.prefetch);
     if (worker === undefined) return;

@@ -58,6 +58,15 @@ export const enum Op {
   StorageFault,
   /** RETRY_JOB: makes a dead, errored or scheduled job pending at once. */
   RetryJob,
+  /** PREFETCH: args[0] is the connection's new prefetch. No reply. */
+  SetPrefetch,
+  /** PAUSE_QUEUE: the queue keeps taking jobs and pushes none. */
+  PauseQueue,
+  ResumeQueue,
+  /** GET_JOB: one job with every field. */
+  GetJob,
+  /** QUEUE_STATS: counts by state and traffic of one queue. */
+  QueueStats,
   /** Test mode: ends the shard thread with an uncaught error, as a crash would. */
   Crash,
   /**
@@ -72,9 +81,9 @@ export const enum Op {
  * What the main thread knows of one connection, for a restarted shard:
  * `[id, username, address, subscriptions as [group, queue] pairs, held jobs as
  * [group, jobId] pairs, ids of revoked jobs not yet reported on, output paused, waiting
- * for credit]`.
+ * for credit, prefetch set by PREFETCH or 0]`.
  */
-export type RestoredConnection = [number, string, string, Array<[string, string]>, Array<[string, string]>, string[], boolean, boolean];
+export type RestoredConnection = [number, string, string, Array<[string, string]>, Array<[string, string]>, string[], boolean, boolean, number];
 
 /**
  * One request: `[op, requestId, connectionId, group, ...args]`. A requestId of 0 means no

@@ -45,6 +45,8 @@ export interface Job {
   dueAt: number;
   /** Failed deliveries: errored reports, expired leases and lost workers. */
   attempts: number;
+  /** Time of the publish, on the shard clock. */
+  publishedAt: number;
   startedAt: number;
   endedAt: number;
   /** Connection holding the job while in progress, else null. */
@@ -78,6 +80,8 @@ export interface WorkerConnection {
   revoked: Set<string>;
   /** Its prefetch is used up by jobs of other shards; set by a bounced push until Credit. */
   awaitingCredit: boolean;
+  /** Unfinished jobs it may hold at once, set by PREFETCH; 0 for the config's prefetch. */
+  prefetch: number;
 }
 
 export interface RecurrentEntry {
@@ -96,6 +100,32 @@ export interface RecurrentEntry {
 }
 
 const bySeq = (a: Job, b: Job): number => a.seq - b.seq;
+
+/** Counts events over the last minute in one-second buckets. */
+export class MinuteCounter {
+  private readonly buckets = new Array<number>(60).fill(0);
+  private readonly seconds = new Array<number>(60).fill(-1);
+
+  add(nowMs: number): void {
+    const second = Math.floor(nowMs / 1000);
+    const index = second % 60;
+    if (this.seconds[index] !== second) {
+      this.seconds[index] = second;
+      this.buckets[index] = 0;
+    }
+    this.buckets[index]++;
+  }
+
+  /** Returns the events of the 60 seconds up to now. */
+  total(nowMs: number): number {
+    const second = Math.floor(nowMs / 1000);
+    let sum = 0;
+    for (let index = 0; index < 60; index++) {
+      if (second - this.seconds[index] < 60) sum += this.buckets[index];
+    }
+    return sum;
+  }
+}
 const byPriorityThenSeq = (a: Job, b: Job): number => b.policy.priority - a.policy.priority || a.seq - b.seq;
 
 /** Stale pending entries a queue may carry before they are compacted away. */
@@ -128,6 +158,12 @@ export class Queue {
   private readonly prioritized = new Heap<Job>(byPriorityThenSeq);
   readonly workers: WorkerConnection[] = [];
   readonly recurrent = new Map<string, RecurrentEntry>();
+  /** Set by PAUSE_QUEUE: the queue takes jobs and pushes none. */
+  paused = false;
+  /** Jobs published, finished and failed over the last minute, for QUEUE_STATS. */
+  readonly published = new MinuteCounter();
+  readonly finished = new MinuteCounter();
+  readonly failed = new MinuteCounter();
   /** Next index in `workers` for round-robin delivery. */
   private cursor = 0;
   /** Entries whose job left the pending state while queued; see noteStale. */
@@ -279,13 +315,16 @@ export class Queue {
     return head;
   }
 
-  /** Picks the next worker that can take a job, round robin; undefined when all are full. */
+  /**
+   * Picks the next worker that can take a job, round robin; undefined when all are full.
+   * `prefetch` applies to workers that did not set their own.
+   */
   nextWorker(prefetch: number): WorkerConnection | undefined {
     const count = this.workers.length;
     for (let step = 0; step < count; step++) {
       const index = (this.cursor + step) % count;
       const worker = this.workers[index];
-      if (!worker.paused && !worker.awaitingCredit && worker.held.size + worker.revoked.size < prefetch) {
+      if (!worker.paused && !worker.awaitingCredit && worker.held.size + worker.revoked.size < (worker.prefetch || prefetch)) {
         this.cursor = (index + 1) % count;
         return worker;
       }

@@ -17,8 +17,8 @@ import {
   undoLostAttempt,
 } from './lifecycle';
 import { DebugQueue, JobOptions, Op, Request, RestoredConnection, ShardStats } from './messages';
-import { Group, Queue, RecurrentEntry, WorkerConnection } from './model';
-import { JsonArrayBuilder, renderJob, renderQueue, renderRecurrent, ReplyTooLarge } from './render';
+import { Group, Job, Queue, RecurrentEntry, WorkerConnection } from './model';
+import { JsonArrayBuilder, renderJob, renderJobDetail, renderQueue, renderRecurrent, ReplyTooLarge } from './render';
 import type { Shard } from './shard';
 
 /** A shard operation: runs one request and returns its reply (a line or structured data). */
@@ -208,6 +208,7 @@ function deleteQueue(shard: Shard, request: Request): string {
   }
   queue.clearPending();
   group.queues.delete(queue.slug);
+  if (queue.paused) shard.store.queueChanged(group.slug, queue);
   return Reply.OK;
 }
 
@@ -227,8 +228,9 @@ function subscribeWorker(shard: Shard, queue: Queue, worker: WorkerConnection): 
 function restoreConnections(shard: Shard, request: Request): Array<[number, string]> {
   const connections = request[4] as RestoredConnection[];
   const missing: Array<[number, string]> = [];
-  for (const [id, username, address, subscriptions, held, revoked, paused, awaitingCredit] of connections) {
+  for (const [id, username, address, subscriptions, held, revoked, paused, awaitingCredit, prefetch] of connections) {
     const worker = shard.connection(id, username, address);
+    worker.prefetch = prefetch;
     worker.paused = paused;
     worker.awaitingCredit = awaitingCredit;
     for (const [groupSlug, slug] of subscriptions) {
@@ -246,6 +248,34 @@ function restoreConnections(shard: Shard, request: Request): Array<[number, stri
     for (const jobId of revoked) worker.revoked.add(jobId);
   }
   return missing;
+}
+
+/** QUEUE_STATS: the queue's jobs by state, its traffic over the last minute and its oldest pending job. */
+function queueStats(shard: Shard, request: Request): string {
+  const queue = existingQueue(shard.group(request[3]), request[4] as string);
+  const counts: Record<string, number> = { scheduled: 0, pending: 0, 'in-progress': 0, errored: 0, done: 0, dead: 0 };
+  const now = shard.timers.now();
+  let oldestPending: Job | null = null;
+  for (let job = queue.oldestJob; job !== null; job = job.next) {
+    counts[job.state]++;
+    if (job.state === 'pending' && (oldestPending === null || job.publishedAt < oldestPending.publishedAt)) oldestPending = job;
+  }
+  const oldestAge = oldestPending === null || oldestPending.publishedAt === 0 ? 0 : Math.max(0, now - oldestPending.publishedAt) / 1000;
+  return JSON.stringify({
+    Queue: queue.slug,
+    Scheduled: counts.scheduled,
+    Pending: counts.pending,
+    InProgress: counts['in-progress'],
+    Errored: counts.errored,
+    Done: counts.done,
+    Dead: counts.dead,
+    PublishedLastMinute: queue.published.total(now),
+    FinishedLastMinute: queue.finished.total(now),
+    FailedLastMinute: queue.failed.total(now),
+    OldestPendingAge: oldestAge,
+    Workers: queue.workers.length,
+    Paused: queue.paused,
+  });
 }
 
 function stats(shard: Shard): ShardStats {
@@ -284,10 +314,19 @@ export const OPERATIONS: Record<number, Operation> = {
     shard.notePublished(job);
     return okWithId(job.id);
   },
-  [Op.Subscribe]: (shard, [, , connectionId, group, slug, username, address, createdAt]) => {
+  [Op.Subscribe]: (shard, [, , connectionId, group, slug, username, address, createdAt, prefetch]) => {
     const queue = getOrCreateQueue(shard.group(group), slug as string, createdAt as number);
-    subscribeWorker(shard, queue, shard.connection(connectionId, username as string, address as string));
+    const worker = shard.connection(connectionId, username as string, address as string);
+    worker.prefetch = prefetch as number;
+    subscribeWorker(shard, queue, worker);
     return Reply.OK;
+  },
+  [Op.SetPrefetch]: (shard, [, , connectionId, , prefetch]) => {
+    const worker = shard.connections.get(connectionId);
+    if (worker === undefined) return undefined;
+    worker.prefetch = prefetch as number;
+    for (const queue of worker.subscriptions) shard.markDirty(queue);
+    return undefined;
   },
   [Op.Unsubscribe]: (shard, [, , connectionId, group, slug]) => {
     const queue = existingQueue(shard.group(group), slug as string);
@@ -331,6 +370,25 @@ export const OPERATIONS: Record<number, Operation> = {
     removeJob(shard, job, connectionId);
     return Reply.OK;
   },
+  [Op.PauseQueue]: (shard, [, , , group, slug, createdAt]) => {
+    const queue = getOrCreateQueue(shard.group(group), slug as string, createdAt as number);
+    queue.paused = true;
+    shard.store.queueChanged(group, queue);
+    return Reply.OK;
+  },
+  [Op.ResumeQueue]: (shard, [, , , group, slug]) => {
+    const queue = existingQueue(shard.group(group), slug as string);
+    queue.paused = false;
+    shard.store.queueChanged(group, queue);
+    shard.markDirty(queue);
+    return Reply.OK;
+  },
+  [Op.GetJob]: (shard, [, , , group, id]) => {
+    const job = shard.group(group).jobs.get(id as string);
+    if (job === undefined) throw new ProtocolError(ErrorCode.UNKNOWN_JOB);
+    return renderJobDetail(job);
+  },
+  [Op.QueueStats]: queueStats,
   [Op.RetryJob]: (shard, [, , , group, id]) => {
     const job = shard.group(group).jobs.get(id as string);
     if (job === undefined) throw new ProtocolError(ErrorCode.UNKNOWN_JOB);

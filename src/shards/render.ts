@@ -20,13 +20,28 @@ export function renderJob(job: Job): string {
   );
 }
 
+/**
+ * Renders one job with every field, for GET_JOB: the keys of renderJob, then its queue,
+ * publish time, retry policy and, while it is held, the end of its lease.
+ */
+export function renderJobDetail(job: Job): string {
+  const base = renderJob(job);
+  const leaseEnd = job.state === 'in-progress' && job.timer !== null ? `,"LeaseEndsAt":"${formatTime(job.timer.due)}"` : '';
+  const policy = job.policy;
+  return (
+    `${base.slice(0, -1)},"Queue":${JSON.stringify(job.queue.slug)},"PublishedAt":"${formatTime(job.publishedAt)}",` +
+    `"Backoff":"${policy.backoff}","RetryDelay":${policy.retryDelayMs / 1000},"RetryMaxDelay":${policy.retryMaxDelayMs / 1000},` +
+    `"Lease":${policy.leaseMs / 1000}${leaseEnd}}`
+  );
+}
+
 /** Renders the line pushed to a worker. */
 export function renderPush(job: Job): string {
   return `{"Job":${renderJob(job)},"Debug":"Dispatch data"}`;
 }
 
 export function renderWorker(worker: WorkerConnection, queue: Queue, prefetch: number): string {
-  const status = worker.held.size < prefetch ? 'available' : 'busy';
+  const status = worker.held.size < (worker.prefetch || prefetch) ? 'available' : 'busy';
   return (
     `{"Username":${JSON.stringify(worker.username)},"Addr":${JSON.stringify(worker.address)},` +
     `"CurrentGroup":{"Slug":${JSON.stringify(queue.group.slug)}},"Status":"${status}"}`

@@ -24,7 +24,17 @@ const EARLY_SEND_CHARS = 32 * 1024 * 1024;
 const STORAGE_RETRY_MS = 500;
 
 /** Operations that change stored state and are refused while the store fails. */
-const WRITING_OPS = new Set<Op>([Op.Publish, Op.DeleteQueue, Op.PurgeJobs, Op.DeleteJob, Op.RetryJob, Op.RecurrentJob, Op.DeleteRecurrentJob]);
+const WRITING_OPS = new Set<Op>([
+  Op.Publish,
+  Op.DeleteQueue,
+  Op.PurgeJobs,
+  Op.DeleteJob,
+  Op.RetryJob,
+  Op.PauseQueue,
+  Op.ResumeQueue,
+  Op.RecurrentJob,
+  Op.DeleteRecurrentJob,
+]);
 
 /** A message built by a turn and waiting for the commit of that turn's changes. */
 interface PendingMessage {
@@ -108,6 +118,7 @@ export class Shard implements ShardContext {
         loaded++;
       }
       for (const record of store.loadRecurrent(group.slug)) this.restoreRecurrent(group, record);
+      for (const slug of store.loadPausedQueues(group.slug)) getOrCreateQueue(group, slug, 0).paused = true;
     }
     // Removals of done jobs past their job_timeout are written before the first request.
     void this.store.commit();
@@ -314,7 +325,7 @@ export class Shard implements ShardContext {
   connection(id: number, username: string, address: string): WorkerConnection {
     let connection = this.connections.get(id);
     if (connection === undefined) {
-      connection = { id, username, address, held: new Set(), revoked: new Set(), subscriptions: new Set(), paused: false, awaitingCredit: false };
+      connection = { id, username, address, held: new Set(), revoked: new Set(), subscriptions: new Set(), paused: false, awaitingCredit: false, prefetch: 0 };
       this.connections.set(id, connection);
     }
     return connection;

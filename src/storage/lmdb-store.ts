@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { open, RootDatabase } from 'lmdb';
-import type { Job, JobState, RecurrentEntry } from '../shards/model';
+import { Job, JobState, Queue, RecurrentEntry } from '../shards/model';
 import type { Policies, PolicyRecord } from '../shards/policy';
 import type { JobStore } from './store';
 
@@ -15,13 +15,15 @@ const READABLE_FORMATS = new Set([1, 2]);
 const FORMAT_KEY = 'format';
 const JOB_KEY = 'job';
 const RECURRENT_KEY = 'recurrent';
+/** One record per group: the slugs of its paused queues, which are few. */
+const PAUSED_KEY = 'paused';
 
 /**
  * A stored job: `[id, queue slug, type JSON, payload JSON, state, attempts, startedAt,
- * endedAt, dueAt, policy]`, with a null policy for the server's. Records of format 1 end
- * at endedAt.
+ * endedAt, dueAt, policy, publishedAt]`, with a null policy for the server's. Records of
+ * format 1 end at endedAt.
  */
-export type JobRecord = [string, string, string, string, JobState, number, number, number, number?, (PolicyRecord | null)?];
+export type JobRecord = [string, string, string, string, JobState, number, number, number, number?, (PolicyRecord | null)?, number?];
 
 /** A stored recurrent job: `[entry id, queue slug, type, cron expression, last run]`. */
 export type RecurrentRecord = [number, string, string, string, number];
@@ -73,10 +75,10 @@ export class LmdbStore implements JobStore {
   private readonly databases = new Map<string, RootDatabase>();
   /** Databases written since the last commit. */
   private readonly written = new Set<RootDatabase>();
-  /** Jobs and recurrent jobs changed since the last commit. */
-  private changed: Array<Job | RecurrentEntry> = [];
-  /** Jobs and recurrent jobs whose last change was in a commit that failed. */
-  private readonly lost = new Set<Job | RecurrentEntry>();
+  /** Jobs, recurrent jobs and queues changed since the last commit. */
+  private changed: Array<Job | RecurrentEntry | Queue> = [];
+  /** Jobs, recurrent jobs and queues whose last change was in a commit that failed. */
+  private readonly lost = new Set<Job | RecurrentEntry | Queue>();
   /** Test mode: while on, no write reaches lmdb and every commit fails. */
   private fault = false;
 
@@ -132,6 +134,7 @@ export class LmdbStore implements JobStore {
       job.endedAt,
       job.dueAt,
       this.policies.toRecord(job.policy),
+      job.publishedAt,
     ];
     void database.put([JOB_KEY, job.seq], record);
     this.written.add(database);
@@ -172,6 +175,20 @@ export class LmdbStore implements JobStore {
     this.written.add(database);
   }
 
+  /** Returns the slugs of the group's paused queues. */
+  loadPausedQueues(group: string): string[] {
+    return (this.database(group).get(PAUSED_KEY) as string[] | undefined) ?? [];
+  }
+
+  queueChanged(group: string, queue: Queue): void {
+    this.changed.push(queue);
+    if (this.fault) return;
+    const database = this.database(group);
+    const paused = [...queue.group.queues.values()].filter((candidate) => candidate.paused).map((candidate) => candidate.slug);
+    void database.put(PAUSED_KEY, paused);
+    this.written.add(database);
+  }
+
   commit(): Promise<void> | null {
     if (this.changed.length === 0) return null;
     const changed = this.changed;
@@ -205,7 +222,9 @@ export class LmdbStore implements JobStore {
     const lost = [...this.lost];
     this.lost.clear();
     for (const item of lost) {
-      if ('seq' in item) {
+      if (item instanceof Queue) {
+        this.queueChanged(item.group.slug, item);
+      } else if ('seq' in item) {
         if (item.state === 'removed') this.jobRemoved(item.queue.group.slug, item);
         else this.jobChanged(item.queue.group.slug, item);
       } else if (item.deleted) {

@@ -1,4 +1,4 @@
-import type { Job, RecurrentEntry } from '../shards/model';
+import type { Job, Queue, RecurrentEntry } from '../shards/model';
 
 /**
  * Persistence of one shard's job state. The shard keeps its state in memory and reports
@@ -11,6 +11,8 @@ export interface JobStore {
   jobRemoved(group: string, job: Job): void;
   recurrentChanged(group: string, entry: RecurrentEntry): void;
   recurrentRemoved(group: string, entry: RecurrentEntry): void;
+  /** Records whether a queue is paused; a queue that is not paused needs no record. */
+  queueChanged(group: string, queue: Queue): void;
   /**
    * Resolves when every change reported so far is stored; null when there is nothing to
    * wait for. On a failure, the changes are kept for `rewriteLost`.
@@ -31,6 +33,7 @@ export class MemoryStore implements JobStore {
   jobRemoved(): void {}
   recurrentChanged(): void {}
   recurrentRemoved(): void {}
+  queueChanged(): void {}
   commit(): null {
     return null;
   }

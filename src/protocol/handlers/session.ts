@@ -1,4 +1,5 @@
 import type { UserConfig } from '../../config/types';
+import { Op } from '../../shards/messages';
 import { COMMANDS, findCommand } from '../commands';
 import type { ServerContext } from '../context';
 import { ErrorCode, errorReply, ProtocolError } from '../errors';
@@ -55,7 +56,7 @@ function useGroup(ctx: ServerContext, client: Client, [group]: string[]): string
 /** Returns a client's status for listings: a worker is available while under its prefetch. */
 export function workerStatus(ctx: ServerContext, client: Client): string {
   if (!client.session.isWorker) return '';
-  return client.session.held.size < ctx.config.prefetch ? 'available' : 'busy';
+  return client.session.held.size < (client.session.prefetch || ctx.config.prefetch) ? 'available' : 'busy';
 }
 
 /** Renders a session for LIST_SESSIONS and DEBUG_JSON, without the password. */
@@ -108,6 +109,28 @@ function help(_ctx: ServerContext, _client: Client, args: string[]): string {
   });
 }
 
+/** Largest PREFETCH value, as for the prefetch config key. */
+const MAX_PREFETCH = 100_000;
+
+/**
+ * Sets, for PREFETCH, how many unfinished jobs this connection may hold at once, as AMQP's
+ * basic.qos does. The shards that serve it apply the new value at once.
+ */
+function prefetch(ctx: ServerContext, client: Client, [countText]: string[]): string {
+  const count = Number(countText);
+  if (!/^\d{1,6}$/.test(countText) || count < 1 || count > MAX_PREFETCH) {
+    throw new ProtocolError(ErrorCode.INVALID_ARGUMENT, `prefetch must be an integer from 1 to ${MAX_PREFETCH}, got "${countText.slice(0, 40)}"`);
+  }
+  const session = client.session;
+  session.prefetch = count;
+  ctx.shards.notify(session.shards, Op.SetPrefetch, client.id, [count]);
+  if (session.awaitingCredit.size > 0 && session.held.size < count) {
+    ctx.shards.notify(session.awaitingCredit, Op.Credit, client.id);
+    session.awaitingCredit.clear();
+  }
+  return Reply.OK;
+}
+
 function quit(_ctx: ServerContext, client: Client): string {
   client.closeAfterReplies();
   return Reply.GOODBYE;
@@ -120,5 +143,6 @@ export const SESSION_HANDLERS: Record<string, Handler> = {
   LIST_SESSIONS: listSessions,
   HELP: help,
   PING: () => Reply.PONG,
+  PREFETCH: prefetch,
   QUIT: quit,
 };
