@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
+import type { Durability } from '../src/config/types';
 import { loadAdapter } from './adapters';
 import { AdapterName, Endpoint, Lane } from './adapters/types';
 import { withDescendants } from './proc';
@@ -18,14 +19,15 @@ const CLI = path.join(ROOT, 'dist', 'src', 'cli.js');
 const CEILING = path.join(__dirname, 'ceiling.js');
 const SETUP = path.join(ROOT, 'bench', 'setup');
 
-export const BROKER_NAMES = ['jobatator', 'ceiling', 'beanstalkd-memory', 'beanstalkd-binlog', 'rabbitmq', 'bullmq'] as const;
+export const BROKER_NAMES = ['jobatator', 'ceiling', 'beanstalkd-memory', 'beanstalkd-binlog', 'beanstalkd-fsync', 'rabbitmq', 'bullmq'] as const;
 export type BrokerName = (typeof BROKER_NAMES)[number];
-export const PEER_NAMES: BrokerName[] = ['beanstalkd-memory', 'beanstalkd-binlog', 'rabbitmq', 'bullmq'];
+export const PEER_NAMES: BrokerName[] = ['beanstalkd-memory', 'beanstalkd-binlog', 'beanstalkd-fsync', 'rabbitmq', 'bullmq'];
 
 /** The line in bench/setup's state file for each peer broker, and the adapter its clients use. */
 const PEERS: Record<string, { peer: string; adapter: AdapterName; endpoint: Omit<Endpoint, 'port'> }> = {
   'beanstalkd-memory': { peer: 'beanstalkd-memory', adapter: 'beanstalkd', endpoint: { host: '127.0.0.1' } },
   'beanstalkd-binlog': { peer: 'beanstalkd-binlog', adapter: 'beanstalkd', endpoint: { host: '127.0.0.1' } },
+  'beanstalkd-fsync': { peer: 'beanstalkd-fsync', adapter: 'beanstalkd', endpoint: { host: '127.0.0.1' } },
   rabbitmq: { peer: 'rabbitmq', adapter: 'rabbitmq', endpoint: { host: '127.0.0.1', user: 'guest', password: 'guest' } },
   bullmq: { peer: 'redis', adapter: 'bullmq', endpoint: { host: '127.0.0.1' } },
 };
@@ -58,8 +60,17 @@ export function stopStartedServers(): void {
   for (const child of startedServers) child.kill('SIGTERM');
 }
 
+/** A server process that logged "listening". */
+interface Listening {
+  child: ChildProcess;
+  port: number;
+  /** Milliseconds from the spawn to the "listening" line. */
+  startMs: number;
+}
+
 /** Spawns a Node.js program and waits for its JSON log line {"msg":"listening","port":N}. */
-function spawnListening(args: string[]): Promise<{ child: ChildProcess; port: number }> {
+function spawnListening(args: string[]): Promise<Listening> {
+  const spawnedAt = performance.now();
   const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   startedServers.add(child);
   child.once('exit', () => startedServers.delete(child));
@@ -85,7 +96,7 @@ function spawnListening(args: string[]): Promise<{ child: ChildProcess; port: nu
           if (!line.includes('"msg":"listening"')) continue;
           clearTimeout(timer);
           child.off('exit', onExit);
-          resolve({ child, port: (JSON.parse(line) as { port: number }).port });
+          resolve({ child, port: (JSON.parse(line) as { port: number }).port, startMs: performance.now() - spawnedAt });
         }
       });
     }
@@ -111,13 +122,18 @@ export interface JobatatorSettings {
   prefetch: number;
   /** Groups with the shard each is pinned to, or none to let the server place them by hash. */
   groups: Array<{ slug: string; shard?: number }>;
+  /** `memory` when absent. `os` and `fsync` store jobs in a fresh data_dir inside the config's temporary directory. */
+  durability?: Durability;
 }
 
 export const BENCH_USER = { user: 'bench', password: 'bench' };
 
+/** Name of the data_dir inside the temporary directory of a server's config. */
+const DATA_DIR_NAME = 'data';
+
 /**
- * Writes a config for an in-memory Jobatator server on 127.0.0.1 with one user allowed in
- * every group. `job_timeout: 0` deletes a finished job at once, as the peers do.
+ * Writes a config for a Jobatator server on 127.0.0.1 with one user allowed in every
+ * group. `job_timeout: 0` deletes a finished job at once, as the peers do.
  */
 function writeJobatatorConfig(settings: JobatatorSettings): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'jobatator-bench-'));
@@ -128,9 +144,10 @@ function writeJobatatorConfig(settings: JobatatorSettings): string {
     web_port: -1,
     log_level: 'info',
     job_timeout: 0,
-    durability: 'memory',
     prefetch: settings.prefetch,
     shards: settings.shards,
+    durability: settings.durability ?? 'memory',
+    data_dir: path.join(dir, DATA_DIR_NAME),
     groups: settings.groups,
     users: [{ username: BENCH_USER.user, password: BENCH_USER.password, groups: ['*'] }],
   };
@@ -138,20 +155,23 @@ function writeJobatatorConfig(settings: JobatatorSettings): string {
   return file;
 }
 
-class ChildBroker implements BrokerInstance {
+class ChildBroker implements JobatatorServer {
   private child: ChildProcess;
   endpoint: Endpoint;
-  /** Temporary directory of the server's config file, removed on stop. */
+  /** Temporary directory of the server's config file and data_dir, removed on stop. */
   private configDir: string | null = null;
+  dataDir: string | null = null;
+  startMs: number;
 
   private constructor(
     readonly name: BrokerName,
     readonly adapter: AdapterName,
     private readonly args: string[],
-    started: { child: ChildProcess; port: number },
+    started: Listening,
     private readonly login: Partial<Endpoint>,
   ) {
     this.child = started.child;
+    this.startMs = started.startMs;
     this.endpoint = { host: '127.0.0.1', port: started.port, ...login };
   }
 
@@ -162,6 +182,7 @@ class ChildBroker implements BrokerInstance {
     try {
       const broker = new ChildBroker('jobatator', 'jobatator', args, await spawnListening(args), BENCH_USER);
       broker.configDir = path.dirname(config);
+      if ((settings.durability ?? 'memory') !== 'memory') broker.dataDir = path.join(broker.configDir, DATA_DIR_NAME);
       return broker;
     } catch (error) {
       fs.rmSync(path.dirname(config), { recursive: true, force: true });
@@ -188,9 +209,18 @@ class ChildBroker implements BrokerInstance {
   }
 
   async restart(): Promise<void> {
+    await this.stopProcess();
+    await this.startProcess();
+  }
+
+  async stopProcess(): Promise<void> {
     await stopChild(this.child);
+  }
+
+  async startProcess(): Promise<void> {
     const started = await spawnListening(this.args);
     this.child = started.child;
+    this.startMs = started.startMs;
     this.endpoint = { host: '127.0.0.1', port: started.port, ...this.login };
   }
 
@@ -200,7 +230,19 @@ class ChildBroker implements BrokerInstance {
   }
 }
 
-export function startJobatator(settings: JobatatorSettings): Promise<BrokerInstance> {
+/** A Jobatator server started by the harness, which can stop and start its process on the same config and data. */
+export interface JobatatorServer extends BrokerInstance {
+  /** The server's data_dir; null in memory mode. Removed with the config on `stop`. */
+  readonly dataDir: string | null;
+  /** Milliseconds from the spawn of the current process to its "listening" log line. */
+  readonly startMs: number;
+  /** Stops the process with SIGTERM, which the server takes as a graceful stop, and keeps the config and data_dir. */
+  stopProcess(): Promise<void>;
+  /** Starts a process on the same config and waits until it logs "listening". */
+  startProcess(): Promise<void>;
+}
+
+export function startJobatator(settings: JobatatorSettings): Promise<JobatatorServer> {
   return ChildBroker.startJobatator(settings);
 }
 

@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { peersFile } from './brokers';
 
 /** The machine and software a benchmark ran on, for the results page. */
 export interface MachineInfo {
@@ -11,6 +12,8 @@ export interface MachineInfo {
   cores: number;
   memoryGiB: number;
   kernel: string;
+  /** Where Jobatator's data_dirs and bench/setup's peer data are, with the file system and device of each. */
+  dataFileSystems?: string;
   node: string;
   versions: Record<string, string>;
 }
@@ -32,6 +35,34 @@ function packageVersion(root: string, name: string): string {
   }
 }
 
+/** Returns the type and device of the mount that contains `dir`, from /proc/mounts. */
+function fileSystemOf(dir: string): string {
+  let mounts: string;
+  try {
+    mounts = fs.readFileSync('/proc/mounts', 'utf8');
+  } catch {
+    return 'unknown';
+  }
+  let best = { point: '', text: 'unknown' };
+  for (const line of mounts.split('\n')) {
+    const [device, point, type] = line.split(' ');
+    if (point === undefined || type === undefined) continue;
+    const contains = dir === point || dir.startsWith(point.endsWith('/') ? point : `${point}/`);
+    if (contains && point.length >= best.point.length) best = { point, text: `${type} on ${device}` };
+  }
+  return best.text;
+}
+
+/** Names the directories that the benchmark writes jobs to, with the file system of each. */
+function describeDataDirectories(): string {
+  const peerDir = path.dirname(peersFile());
+  const onDisk = (dir: string): string => {
+    const existing = fs.existsSync(dir) ? fs.realpathSync(dir) : dir;
+    return `${dir} (${fileSystemOf(existing)})`;
+  };
+  return `Jobatator's data_dirs in ${onDisk(os.tmpdir())}; the peers' data in ${onDisk(peerDir)}`;
+}
+
 /** Reads the CPU model from /proc/cpuinfo and each peer's version from its binary or package. */
 export function describeMachine(root: string): MachineInfo {
   let cpuModel = os.cpus()[0]?.model ?? 'unknown';
@@ -51,6 +82,7 @@ export function describeMachine(root: string): MachineInfo {
     cores: os.availableParallelism(),
     memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
     kernel: `${os.type()} ${os.release()}`,
+    dataFileSystems: describeDataDirectories(),
     node: process.version,
     versions: {
       beanstalkd: commandOutput('beanstalkd', ['-v']).replace(/^beanstalkd\s*/, ''),

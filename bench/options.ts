@@ -2,7 +2,7 @@ import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { BROKER_NAMES, BrokerName } from './brokers';
 
-export const WORKLOAD_NAMES = ['publish', 'end-to-end', 'latency', 'memory', 'isolation', 'scaling'] as const;
+export const WORKLOAD_NAMES = ['publish', 'end-to-end', 'latency', 'memory', 'isolation', 'scaling', 'durability', 'startup', 'disk-bound'] as const;
 export type WorkloadName = (typeof WORKLOAD_NAMES)[number];
 
 export interface BenchOptions {
@@ -22,6 +22,14 @@ export interface BenchOptions {
   isolationProbeJobs: number;
   scalingJobs: number;
   scalingShards: number[];
+  /** Jobs of each publish run and each end-to-end run of the durability workload. */
+  durabilityJobs: number;
+  /** Pending jobs stored before the timed start of the startup workload. */
+  startupJobs: number;
+  /** Jobs that pass through the server in the disk-bound workload. */
+  diskJobs: number;
+  /** Maximum jobs stored at once in the disk-bound workload, and the stored jobs of its baseline. */
+  diskPending: number;
   /** Time the memory workload waits after the last confirmation before it reads RSS. */
   memorySettleMs: number;
   /** Jobatator's shard threads in every workload but isolation and scaling. */
@@ -44,7 +52,9 @@ Runs the workloads against each broker, prints one progress line per run, and wr
 results page. Peers (every broker but jobatator and ceiling) need bench/setup first.
 
   --workloads LIST        comma-separated, from: ${WORKLOAD_NAMES.join(', ')} (all)
-  --brokers LIST          comma-separated, from: ${BROKER_NAMES.join(', ')} (all)
+  --brokers LIST          comma-separated, from: ${BROKER_NAMES.join(', ')} (all);
+                          the ceiling takes part in publish only, beanstalkd-fsync in
+                          durability only, and startup and disk-bound run Jobatator only
   --runs N                measured runs per figure; figures are their median (3)
   --no-warmup             skip the untimed run at a tenth of the size before the measured runs
   --publish-jobs N        jobs of the publish workload (200000)
@@ -59,6 +69,14 @@ results page. Peers (every broker but jobatator and ceiling) need bench/setup fi
   --isolation-probe-jobs N  jobs of the end-to-end run that measures that maximum (50000)
   --scaling-jobs N        jobs of each scaling run (100000)
   --scaling-shards LIST   comma-separated shard counts of the scaling workload (1,2,4)
+  --durability-jobs N     jobs of each publish and each end-to-end run of the durability
+                          workload (50000)
+  --startup-jobs N        pending jobs stored before the timed start of the startup
+                          workload (1000000)
+  --disk-jobs N           jobs that pass through the server in the disk-bound workload
+                          (1000000)
+  --disk-pending N        maximum jobs stored at once in the disk-bound workload, and the
+                          stored jobs of its baseline size (1000)
   --shards N              Jobatator's shards elsewhere (CPU count - 1, at least 1)
   --prefetch N            unfinished jobs each worker holds, on every broker (16)
   --connections N         publisher connections, and worker connections (4)
@@ -133,6 +151,10 @@ export function parseOptions(argv: string[], defaultOutput: string): BenchOption
       'isolation-probe-jobs': { type: 'string' },
       'scaling-jobs': { type: 'string' },
       'scaling-shards': { type: 'string' },
+      'durability-jobs': { type: 'string' },
+      'startup-jobs': { type: 'string' },
+      'disk-jobs': { type: 'string' },
+      'disk-pending': { type: 'string' },
       shards: { type: 'string' },
       prefetch: { type: 'string' },
       connections: { type: 'string' },
@@ -152,10 +174,10 @@ export function parseOptions(argv: string[], defaultOutput: string): BenchOption
   const smoke = values.smoke === true;
   // The smoke preset: small enough for the test suite, large enough to cross every code path.
   const defaults = smoke
-    ? { runs: '1', publish: '400', endToEnd: '400', latencyRate: '1000', latencySeconds: '0.3', memory: '400', isolationRate: '1000', isolationSeconds: '0.3', probe: '400', scaling: '400', scalingShards: '1,2', brokers: 'jobatator,ceiling' }
-    : { runs: '3', publish: '200000', endToEnd: '100000', latencyRate: '2000', latencySeconds: '20', memory: '1000000', isolationRate: '500', isolationSeconds: '20', probe: '50000', scaling: '100000', scalingShards: '1,2,4', brokers: BROKER_NAMES.join(',') };
+    ? { runs: '1', publish: '400', endToEnd: '400', latencyRate: '1000', latencySeconds: '0.3', memory: '400', isolationRate: '1000', isolationSeconds: '0.3', probe: '400', scaling: '400', scalingShards: '1,2', durability: '400', startup: '400', disk: '2000', diskPending: '100', brokers: 'jobatator,ceiling' }
+    : { runs: '3', publish: '200000', endToEnd: '100000', latencyRate: '2000', latencySeconds: '20', memory: '1000000', isolationRate: '500', isolationSeconds: '20', probe: '50000', scaling: '100000', scalingShards: '1,2,4', durability: '50000', startup: '1000000', disk: '1000000', diskPending: '1000', brokers: BROKER_NAMES.join(',') };
   const output = values.output ?? (smoke ? null : defaultOutput);
-  return {
+  const options: BenchOptions = {
     workloads: list('workloads', values.workloads ?? WORKLOAD_NAMES.join(','), WORKLOAD_NAMES),
     brokers: list('brokers', values.brokers ?? defaults.brokers, BROKER_NAMES),
     runs: integer('runs', values.runs ?? defaults.runs, 1),
@@ -171,6 +193,10 @@ export function parseOptions(argv: string[], defaultOutput: string): BenchOption
     isolationProbeJobs: integer('isolation-probe-jobs', values['isolation-probe-jobs'] ?? defaults.probe, 1),
     scalingJobs: integer('scaling-jobs', values['scaling-jobs'] ?? defaults.scaling, 1),
     scalingShards: (values['scaling-shards'] ?? defaults.scalingShards).split(',').map((text) => integer('scaling-shards', text.trim(), 1, MAX_SHARDS)),
+    durabilityJobs: integer('durability-jobs', values['durability-jobs'] ?? defaults.durability, 1),
+    startupJobs: integer('startup-jobs', values['startup-jobs'] ?? defaults.startup, 1),
+    diskJobs: integer('disk-jobs', values['disk-jobs'] ?? defaults.disk, 1),
+    diskPending: integer('disk-pending', values['disk-pending'] ?? defaults.diskPending, 1),
     memorySettleMs: smoke ? 100 : 1000,
     shards: integer('shards', values.shards ?? String(Math.max(1, os.availableParallelism() - 1)), 1, MAX_SHARDS),
     prefetch: integer('prefetch', values.prefetch ?? '16', 1),
@@ -184,4 +210,19 @@ export function parseOptions(argv: string[], defaultOutput: string): BenchOption
     render: values.render ?? null,
     smoke,
   };
+  checkDiskPending(options);
+  return options;
+}
+
+/**
+ * Rejects a disk-bound window that the workers' unfinished jobs would fill: a job a worker
+ * holds stays stored until the server has run its UPDATE_JOB, so the publishers keep at most
+ * `--disk-pending` minus connections x prefetch jobs undelivered.
+ */
+function checkDiskPending(options: BenchOptions): void {
+  if (!options.workloads.includes('disk-bound')) return;
+  const maxHeld = options.connections * options.prefetch;
+  if (options.diskPending <= maxHeld) {
+    throw new Error(`--disk-pending must be above --connections x --prefetch (${maxHeld}), the jobs the workers may hold, got ${options.diskPending}; raise it or lower --prefetch`);
+  }
 }

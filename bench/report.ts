@@ -41,6 +41,15 @@ interface RatioColumn {
   label: string;
 }
 
+/** A figure computed from the rows' medians, listed under a table with the bound it should meet. */
+interface Target {
+  label: string;
+  value: (rows: Row[]) => number | undefined;
+  format: (value: number) => string;
+  /** The bound as the page shows it, and its check; absent for a figure listed for comparison only. */
+  bound?: { text: string; met: (value: number) => boolean };
+}
+
 interface Table {
   title: string;
   describe: (options: BenchOptions) => string;
@@ -51,6 +60,7 @@ interface Table {
    */
   ratioMode: 'jobatator' | 'first-row';
   ratios: RatioColumn[];
+  targets?: (options: BenchOptions) => Target[];
 }
 
 const integer = (value: number): string => (Number.isFinite(value) ? Math.round(value).toLocaleString('en-US') : 'n/a');
@@ -64,6 +74,13 @@ const micros = (value: number): string => {
   if (!Number.isFinite(value)) return 'n/a';
   return value < 10 ? value.toFixed(2) : value.toFixed(1);
 };
+
+/** Formats a ratio with two significant digits, or at least two decimals. */
+const ratio = (value: number): string => {
+  if (!Number.isFinite(value)) return 'n/a';
+  return `${value >= 0.1 ? value.toFixed(2) : value.toPrecision(2)}x`;
+};
+const seconds = (value: number): string => (Number.isFinite(value) ? value.toFixed(2) : 'n/a');
 
 const JOBS_PER_S: Column = { key: 'jobs_per_s', label: 'jobs/s', format: integer };
 const CPU: Column = { key: 'cpu_us_per_job', label: 'broker CPU µs/job', format: micros };
@@ -161,7 +178,138 @@ export const TABLES: Record<WorkloadName, Table> = {
       { key: 'cpu_us_per_job', label: 'row ÷ first row, CPU/job' },
     ],
   },
+  durability: {
+    title: 'Durability',
+    describe: (o) =>
+      `Each row runs ${integer(o.durabilityJobs)} jobs from ${o.connections} publishers (unless the row says otherwise; ${o.inflight} in flight each) with no workers, ` +
+      `then ${integer(o.durabilityJobs)} jobs end to end to ${o.connections} workers that hold up to ${o.prefetch} jobs each. ` +
+      'Jobatator runs one server per `durability` mode, each with a fresh data_dir. A state-changing reply leaves once its batch is committed (`os`), or committed and synced to disk (`fsync`). ' +
+      'Other load % is the higher of the two runs.',
+    columns: [
+      { key: 'publish_jobs_per_s', label: 'publish jobs/s', format: integer },
+      { key: 'publish_cpu_us_per_job', label: 'publish broker CPU µs/job', format: micros },
+      { key: 'jobs_per_s', label: 'end-to-end jobs/s', format: integer },
+      { key: 'cpu_us_per_job', label: 'end-to-end broker CPU µs/job', format: micros },
+      { key: 'duplicates', label: 'duplicates', format: integer },
+      { key: 'lost', label: 'lost', format: integer },
+      OTHER_LOAD,
+    ],
+    ratioMode: 'jobatator',
+    ratios: [],
+    targets: (o) => {
+      const memory = { broker: 'jobatator', variant: 'memory' } as const;
+      const durable = { broker: 'jobatator', variant: 'os' } as const;
+      const synced = { broker: 'jobatator', variant: 'fsync' } as const;
+      const beanstalkd = { broker: 'beanstalkd-fsync', variant: '' } as const;
+      const fsyncLabel = `fsync (${o.connections} publishers)`;
+      return [
+        ratioTarget(`os ÷ memory, end-to-end jobs/s`, durable, memory, 'jobs_per_s', 0.75),
+        ratioTarget(`os ÷ memory, publish jobs/s`, durable, memory, 'publish_jobs_per_s'),
+        ratioTarget(`os ÷ memory, end-to-end CPU/job`, durable, memory, 'cpu_us_per_job'),
+        ratioTarget(`${fsyncLabel} ÷ os, end-to-end jobs/s`, synced, durable, 'jobs_per_s', 0.5),
+        ratioTarget(`${fsyncLabel} ÷ os, publish jobs/s`, synced, durable, 'publish_jobs_per_s'),
+        ratioTarget(`${fsyncLabel} ÷ beanstalkd-fsync, end-to-end jobs/s`, synced, beanstalkd, 'jobs_per_s', 5),
+        ratioTarget(`${fsyncLabel} ÷ beanstalkd-fsync, publish jobs/s`, synced, beanstalkd, 'publish_jobs_per_s'),
+      ];
+    },
+  },
+  startup: {
+    title: 'Start-up',
+    describe: (o) =>
+      `Each run starts a Jobatator server with \`durability: os\` on a fresh data_dir, publishes ${integer(o.startupJobs)} jobs through it ` +
+      `(${o.connections} connections, ${o.inflight} in flight each, no workers), stops it with SIGTERM, and starts it again. ` +
+      'Start-up runs from the spawn of the process to its "listening" log line, and to the PONG of a PING sent on that line; the server logs "listening" after it loaded every stored job. ' +
+      'The harness then checks that HEALTH counts every job. The data_dir was just written, so its files are in the page cache. ' +
+      'Bytes/job divides the blocks allocated to the data_dir (as `du` counts them) by the jobs; apparent bytes/job divides the file sizes.',
+    columns: [
+      { key: 'fill_jobs_per_s', label: 'fill jobs/s', format: integer },
+      { key: 'fill_cpu_us_per_job', label: 'fill broker CPU µs/job', format: micros },
+      { key: 'data_dir_mib', label: 'data_dir MiB', format: decimal(1) },
+      { key: 'bytes_per_job', label: 'bytes/job', format: integer },
+      { key: 'apparent_bytes_per_job', label: 'apparent bytes/job', format: integer },
+      { key: 'stop_s', label: 'stop s', format: seconds },
+      { key: 'empty_start_s', label: 'start, empty data_dir s', format: seconds },
+      { key: 'start_s', label: 'start to listening s', format: seconds },
+      { key: 'start_pong_s', label: 'start to PONG s', format: seconds },
+    ],
+    ratioMode: 'jobatator',
+    ratios: [],
+    targets: (o) => [
+      {
+        label: `start to PONG with ${integer(o.startupJobs)} stored jobs, seconds`,
+        value: (rows) => medianOf(rows, { broker: 'jobatator', variant: 'os' }, 'start_pong_s'),
+        format: seconds,
+        bound: { text: 'under 5', met: (value) => value < 5 },
+      },
+    ],
+  },
+  'disk-bound': {
+    title: 'Disk bound',
+    describe: (o) =>
+      `Each run starts a Jobatator server with \`durability: os\` and \`job_timeout: 0\` on a fresh data_dir and publishes ${integer(o.diskPending)} jobs, ` +
+      `whose data_dir size is the baseline. Then ${o.connections} workers (holding up to ${o.prefetch} jobs each) finish jobs while ${o.connections} publishers ` +
+      `add more, until ${integer(o.diskJobs)} jobs in all have been done and deleted, with at most ${integer(o.diskPending)} stored at once. ` +
+      'The size after is measured once the server holds no job. Sizes are the blocks allocated to the data_dir (as `du` counts them); ' +
+      'the apparent ratio divides the file sizes. The clients run in the harness process, which the CPU figure leaves out.',
+    columns: [
+      JOBS_PER_S,
+      CPU,
+      { key: 'baseline_kib', label: 'baseline KiB', format: integer },
+      { key: 'after_kib', label: 'after KiB', format: integer },
+      { key: 'size_ratio', label: 'after ÷ baseline', format: decimal(2) },
+      { key: 'apparent_size_ratio', label: 'apparent after ÷ baseline', format: decimal(2) },
+      { key: 'duplicates', label: 'duplicates', format: integer },
+    ],
+    ratioMode: 'jobatator',
+    ratios: [],
+    targets: (o) => [
+      {
+        // NOTE: 3x is one reading of "no bigger than a few times the baseline"; no measured need sets it.
+        label: `data_dir after ${integer(o.diskJobs)} jobs ÷ with ${integer(o.diskPending)} stored`,
+        value: (rows) => medianOf(rows, { broker: 'jobatator', variant: 'os' }, 'size_ratio'),
+        format: ratio,
+        bound: { text: 'at most 3x', met: (value) => value <= 3 },
+      },
+    ],
+  },
 };
+
+/** A broker, and a setting of it, that names one row. */
+interface RowRef {
+  broker: BrokerName;
+  variant: string;
+}
+
+/** Returns a row's median of a figure, or undefined when the row or the figure is missing. */
+function medianOf(rows: Row[], ref: RowRef, key: string): number | undefined {
+  return rows.find((row) => row.broker === ref.broker && row.variant === ref.variant)?.figures[key]?.median;
+}
+
+/** Builds a target on the ratio of two rows' medians; without `min` it is listed for comparison only. */
+function ratioTarget(label: string, numerator: RowRef, denominator: RowRef, key: string, min?: number): Target {
+  return {
+    label,
+    value: (rows) => {
+      const top = medianOf(rows, numerator, key);
+      const bottom = medianOf(rows, denominator, key);
+      return top === undefined || bottom === undefined || bottom === 0 ? undefined : top / bottom;
+    },
+    format: ratio,
+    bound: min === undefined ? undefined : { text: `at least ${min}x`, met: (value) => value >= min },
+  };
+}
+
+function renderTargets(targets: Target[], rows: Row[]): string {
+  const lines = ['| figure | target | this run | met |', '| --- | --- | ---: | --- |'];
+  for (const target of targets) {
+    const value = target.value(rows);
+    const valueText = value === undefined ? 'n/a' : target.format(value);
+    let met = '—';
+    if (target.bound !== undefined) met = value === undefined ? 'n/a' : target.bound.met(value) ? 'yes' : 'no';
+    lines.push(`| ${target.label} | ${target.bound?.text ?? '—'} | ${valueText} | ${met} |`);
+  }
+  return lines.join('\n');
+}
 
 /** Groups the runs of a workload by broker and variant, in the order they ran. */
 export function rowsOf(runs: RunRecord[], workload: WorkloadName): Row[] {
@@ -196,12 +344,10 @@ function cell(value: Spread | undefined, format: (value: number) => string, runs
   return `${format(value.median)} (${format(value.min)}–${format(value.max)})`;
 }
 
-/** Formats the ratio of two medians with two significant digits, or at least two decimals. */
+/** Formats the ratio of two medians. */
 function ratioCell(numerator: Spread | undefined, denominator: Spread | undefined): string {
   if (numerator === undefined || denominator === undefined || denominator.median === 0) return 'n/a';
-  const ratio = numerator.median / denominator.median;
-  if (!Number.isFinite(ratio)) return 'n/a';
-  return `${ratio >= 0.1 ? ratio.toFixed(2) : ratio.toPrecision(2)}x`;
+  return ratio(numerator.median / denominator.median);
 }
 
 function rowLabel(row: Row): string {
@@ -228,7 +374,7 @@ function renderTable(table: Table, rows: Row[]): string {
 
 /** Brokers whose runs make a program's version worth listing. */
 const VERSION_OWNERS: Record<string, BrokerName[]> = {
-  beanstalkd: ['beanstalkd-memory', 'beanstalkd-binlog'],
+  beanstalkd: ['beanstalkd-memory', 'beanstalkd-binlog', 'beanstalkd-fsync'],
   'redis-server': ['bullmq'],
   'rabbitmq-server': ['rabbitmq'],
   erlang: ['rabbitmq'],
@@ -247,6 +393,7 @@ function renderMachine(results: Results): string {
     `- CPU: ${machine.cpuModel}${machine.cpuMHz === null ? '' : ` at ${machine.cpuMHz} MHz`}, ${machine.cores} cores (load generator and brokers share them)`,
     `- Memory: ${machine.memoryGiB} GiB`,
     `- OS: ${machine.kernel}; Node.js ${machine.node}`,
+    ...(machine.dataFileSystems === undefined ? [] : [`- Disk: ${machine.dataFileSystems}`]),
     `- Peers and clients: ${versions}`,
   ].join('\n');
 }
@@ -254,8 +401,8 @@ function renderMachine(results: Results): string {
 function renderSettings(options: BenchOptions): string {
   return [
     `- Payload: ${PAYLOAD_BYTES}-byte JSON objects; ${options.runs} measured run(s) per figure${options.warmup ? ', after one untimed warm-up run at a tenth of the size' : ', no warm-up'}.`,
-    `- Jobatator: in memory, \`shards: ${options.shards}\` unless the table says otherwise, \`prefetch: ${options.prefetch}\`, \`job_timeout: 0\` (a finished job is deleted at once, as the peers do).`,
-    `- beanstalkd-memory: beanstalkd without a binlog. beanstalkd-binlog: with \`-b DIR\` and its default fsync, at most once every 50 ms. Workers keep ${options.prefetch} \`reserve\` commands outstanding.`,
+    `- Jobatator: in memory unless the table gives a \`durability\` mode, \`shards: ${options.shards}\` unless the table says otherwise, \`prefetch: ${options.prefetch}\`, \`job_timeout: 0\` (a finished job is deleted at once, as the peers do).`,
+    `- beanstalkd-memory: beanstalkd without a binlog. beanstalkd-binlog: with \`-b DIR\` and its default fsync, at most once every 50 ms. beanstalkd-fsync: with \`-b DIR -f 0\`, an fsync after every write to the binlog, before the reply. Workers keep ${options.prefetch} \`reserve\` commands outstanding.`,
     `- rabbitmq: a durable classic queue, persistent messages, publisher confirms, manual acks, \`prefetch ${options.prefetch}\` (amqplib).`,
     `- bullmq: BullMQ workers with \`concurrency: ${options.prefetch}\` on Redis without persistence; jobs are removed on completion. The CPU counted is Redis's.`,
     '- ceiling: a bare Node.js TCP server that replies to every line with a fixed `OK#` line, driven by the Jobatator publisher code.',
@@ -291,6 +438,7 @@ export function renderResults(results: Results, chartFile: string | null): strin
     if (rows.length === 0) continue;
     const table = TABLES[workload];
     parts.push('', `## ${table.title}`, '', table.describe(options), '', renderTable(table, rows));
+    if (table.targets !== undefined) parts.push('', renderTargets(table.targets(options), rows));
     for (const row of rows) for (const error of row.errors) failures.push(`- ${table.title}, ${rowLabel(row)}, ${error}`);
   }
   if (failures.length > 0) parts.push('', '## Failed runs', '', ...failures);

@@ -13,7 +13,8 @@ import { killLoadProcesses } from './children';
 import { describeMachine } from './machine';
 import { BenchOptions, parseOptions, USAGE } from './options';
 import { Results, TABLES, renderResultsChart, writeResultsPage } from './report';
-import { RunRecord, WORKLOADS, WorkloadContext } from './workloads';
+import { WORKLOADS } from './registry';
+import { brokersFor, RunRecord, WorkloadContext } from './workloads';
 
 function progressLine(record: RunRecord, runs: number): string {
   const table = TABLES[record.workload];
@@ -60,10 +61,12 @@ function writeOutputs(options: BenchOptions, results: Results): void {
   }
 }
 
+/** Attaches the peers that the chosen workloads run, and starts the ceiling if publish runs. */
 async function attachBrokers(options: BenchOptions): Promise<Map<BrokerName, BrokerInstance>> {
   const brokers = new Map<BrokerName, BrokerInstance>();
+  const used = new Set(options.workloads.flatMap((workload) => brokersFor(workload, options)));
   for (const name of options.brokers) {
-    if (PEER_NAMES.includes(name)) brokers.set(name, attachPeer(name));
+    if (PEER_NAMES.includes(name) && used.has(name)) brokers.set(name, attachPeer(name));
   }
   if (options.brokers.includes('ceiling') && options.workloads.includes('publish')) brokers.set('ceiling', await startCeiling());
   return brokers;

@@ -47,17 +47,17 @@ const LIGHT_START_DELAY_MS = 500;
 let queueCounter = 0;
 
 /** Returns a queue name used by no earlier run of this harness process. */
-function freshQueue(workload: string): string {
+export function freshQueue(workload: string): string {
   queueCounter++;
   return `bench-${workload}-${process.pid}-${queueCounter}`;
 }
 
 /** Returns the warm-up size: a tenth of the measured size, but at least 1,000 (or the size itself if smaller). */
-function warmupSize(size: number): number {
+export function warmupSize(size: number): number {
   return Math.max(Math.min(size, 1000), Math.round(size / 10));
 }
 
-function perSecond(count: number, micros: number): number {
+export function perSecond(count: number, micros: number): number {
   return micros > 0 ? (count * 1e6) / micros : Number.NaN;
 }
 
@@ -66,7 +66,7 @@ function milliseconds(micros: number | undefined): number {
 }
 
 /** CPU figures common to every workload. */
-function cpuFigures(measurement: Measurement, jobs: number): Figures {
+export function cpuFigures(measurement: Measurement, jobs: number): Figures {
   return {
     cpu_us_per_job: measurement.brokerCpuMicros / jobs,
     client_cpu_us_per_job: measurement.clientCpuMicros / jobs,
@@ -76,18 +76,26 @@ function cpuFigures(measurement: Measurement, jobs: number): Figures {
   };
 }
 
-function jobatatorSettings(options: BenchOptions, groups: JobatatorSettings['groups'], shards = options.shards): JobatatorSettings {
+export function jobatatorSettings(options: BenchOptions, groups: JobatatorSettings['groups'], shards = options.shards): JobatatorSettings {
   return { shards, prefetch: options.prefetch, groups };
 }
 
-const BENCH_GROUP = 'bench';
+export const BENCH_GROUP = 'bench';
 
-/** Returns the brokers of a workload in the order of --brokers; the ceiling takes part in publish only. */
-function brokersFor(workload: WorkloadName, options: BenchOptions): BrokerName[] {
+/** Peers that store every job on disk before they confirm it, which the durability workload compares. */
+export const DURABLE_PEERS: BrokerName[] = ['beanstalkd-binlog', 'beanstalkd-fsync', 'rabbitmq'];
+
+/**
+ * Returns the brokers of a workload in the order of --brokers. The ceiling takes part in
+ * publish only, beanstalkd-fsync in durability only, and the startup and disk-bound
+ * workloads measure Jobatator alone.
+ */
+export function brokersFor(workload: WorkloadName, options: BenchOptions): BrokerName[] {
   return options.brokers.filter((name) => {
-    if (workload === 'isolation' || workload === 'scaling') return name === 'jobatator';
+    if (workload === 'isolation' || workload === 'scaling' || workload === 'startup' || workload === 'disk-bound') return name === 'jobatator';
+    if (workload === 'durability') return name === 'jobatator' || DURABLE_PEERS.includes(name);
     if (name === 'ceiling') return workload === 'publish';
-    return true;
+    return name !== 'beanstalkd-fsync';
   });
 }
 
@@ -95,7 +103,7 @@ function brokersFor(workload: WorkloadName, options: BenchOptions): BrokerName[]
 type RunOnce = (broker: BrokerInstance, warmup: boolean) => Promise<{ figures: Figures; error?: string }>;
 
 /** Runs one body, resets the broker afterwards, and turns a thrown error into a failed run. */
-async function attempt(broker: BrokerInstance, body: RunOnce, warmup: boolean, lanes: Lane[]): Promise<{ figures: Figures; error?: string }> {
+export async function attempt(broker: BrokerInstance, body: RunOnce, warmup: boolean, lanes: Lane[]): Promise<{ figures: Figures; error?: string }> {
   let outcome: { figures: Figures; error?: string };
   try {
     outcome = await body(broker, warmup);
@@ -155,26 +163,31 @@ async function acrossBrokers(
   }
 }
 
-function timeoutMs(options: BenchOptions): number {
+export function timeoutMs(options: BenchOptions): number {
   return options.timeoutSeconds * 1000;
 }
 
-/** Publish: connections x inflight requests, no workers; jobs/s from the first send to the last confirmation. */
+/** Publishes `jobs` over `connections` publishers with no workers; jobs/s from the first send to the last confirmation. */
+export async function publishRun(broker: BrokerInstance, options: BenchOptions, lane: Lane, jobs: number, connections = options.connections): Promise<{ figures: Figures }> {
+  const stream: Stream = {
+    publishers: publishersSpec(broker, publisherLanes(lane, jobs, 0, connections), options.inflight, timeoutMs(options)),
+    workers: null,
+    delayMs: 0,
+  };
+  const measurement = await measure(broker, [stream]);
+  const publishers = measurement.streams[0].publishers;
+  checkPublishers(publishers);
+  return {
+    figures: { jobs_per_s: perSecond(publishers.published, publishers.endedAt - publishers.startedAt), ...cpuFigures(measurement, jobs) },
+  };
+}
+
+/** Publish: connections x inflight requests, no workers. */
 export async function publishWorkload(context: WorkloadContext): Promise<void> {
   const { options } = context;
   await acrossBrokers(context, 'publish', async (broker, warmup, [lane]) => {
     const jobs = warmup ? warmupSize(options.publishJobs) : options.publishJobs;
-    const stream: Stream = {
-      publishers: publishersSpec(broker, publisherLanes(lane, jobs, 0, options.connections), options.inflight, timeoutMs(options)),
-      workers: null,
-      delayMs: 0,
-    };
-    const measurement = await measure(broker, [stream]);
-    const publishers = measurement.streams[0].publishers;
-    checkPublishers(publishers);
-    return {
-      figures: { jobs_per_s: perSecond(publishers.published, publishers.endedAt - publishers.startedAt), ...cpuFigures(measurement, jobs) },
-    };
+    return publishRun(broker, options, lane, jobs);
   });
 }
 
@@ -182,7 +195,7 @@ export async function publishWorkload(context: WorkloadContext): Promise<void> {
  * Runs one publisher connection per entry of `publisherLaneList` and one worker connection per
  * entry of `workerLanes`, and returns throughput, duplicates and lost jobs.
  */
-async function endToEndRun(broker: BrokerInstance, options: BenchOptions, publisherLaneList: Lane[], workerLanes: Lane[], jobs: number): Promise<{ figures: Figures; error?: string }> {
+export async function endToEndRun(broker: BrokerInstance, options: BenchOptions, publisherLaneList: Lane[], workerLanes: Lane[], jobs: number): Promise<{ figures: Figures; error?: string }> {
   const perLane: PublisherLane[] = [];
   let next = 0;
   for (const [index, lane] of publisherLaneList.entries()) {
@@ -426,12 +439,3 @@ export async function scalingWorkload(context: WorkloadContext): Promise<void> {
     for (const server of servers.values()) await server.stop();
   }
 }
-
-export const WORKLOADS: Record<WorkloadName, (context: WorkloadContext) => Promise<void>> = {
-  publish: publishWorkload,
-  'end-to-end': endToEndWorkload,
-  latency: latencyWorkload,
-  memory: memoryWorkload,
-  isolation: isolationWorkload,
-  scaling: scalingWorkload,
-};

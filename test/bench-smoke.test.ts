@@ -87,11 +87,33 @@ test('bench smoke mode runs every workload against Jobatator', async () => {
       assert.is(scaling.lost, 0, variant);
     }
 
+    for (const variant of ['memory', 'os', 'fsync']) {
+      const durability = find(results, 'durability', 'jobatator', variant).figures;
+      assert.ok(durability.publish_jobs_per_s > 0, variant);
+      assert.ok(durability.jobs_per_s > 0, variant);
+      assert.ok(durability.cpu_us_per_job > 0, variant);
+      assert.is(durability.duplicates, 0, variant);
+      assert.is(durability.lost, 0, variant);
+    }
+
+    const startup = find(results, 'startup', 'jobatator', 'os').figures;
+    assert.ok(startup.fill_jobs_per_s > 0);
+    assert.ok(startup.bytes_per_job > 0);
+    assert.ok(startup.start_s > 0);
+    assert.ok(startup.start_pong_s >= startup.start_s);
+
+    const diskBound = find(results, 'disk-bound', 'jobatator', 'os').figures;
+    assert.ok(diskBound.baseline_kib > 0);
+    assert.ok(diskBound.after_kib > 0);
+    assert.ok(diskBound.size_ratio > 0);
+    assert.is(diskBound.duplicates, 0);
+
     const page = fs.readFileSync(path.join(dir, 'RESULTS.md'), 'utf8');
-    for (const heading of ['## Machine', '## Publish', '## End to end', '## Latency', '## Memory', '## Isolation', '## Scaling']) {
+    for (const heading of ['## Machine', '## Publish', '## End to end', '## Latency', '## Memory', '## Isolation', '## Scaling', '## Durability', '## Start-up', '## Disk bound']) {
       assert.ok(page.includes(heading), `RESULTS.md lacks "${heading}"`);
     }
     assert.ok(page.includes('![Throughput and p99 latency per broker](results.svg)'));
+    assert.ok(page.includes('| os ÷ memory, end-to-end jobs/s | at least 0.75x |'), 'RESULTS.md lacks the durability targets');
     const chart = fs.readFileSync(path.join(dir, 'results.svg'), 'utf8');
     assert.ok(chart.startsWith('<svg xmlns="http://www.w3.org/2000/svg"'));
     assert.ok(chart.trimEnd().endsWith('</svg>'));
