@@ -90,6 +90,50 @@ test('a failing store answers storage-unavailable and recovers', async () => {
   }
 });
 
+test('a report kept in memory frees the worker', async () => {
+  const server = await durableServer(tempDir());
+  try {
+    const publisher = await LineClient.login(server.port);
+    const worker = await subscribe(server.port, 'kept');
+    const first = await publish(publisher, 'kept', '{"n":1}');
+    assert.is((await nextPush(worker)).ID, first);
+    assert.is(await publisher.request('DEBUG storage-fault on'), 'OK');
+    const reply = await worker.request(`UPDATE_JOB ${first} done`);
+    assert.is(errorCode(reply), 'Err: storage-unavailable', reply);
+    assert.match(reply, 'holds in memory');
+    assert.is(await publisher.request('DEBUG storage-fault off'), 'OK');
+    // The done report took effect, so the worker's slot is free for the next job.
+    const second = await publishOnceStored(publisher, 'kept', '{"n":2}');
+    assert.is((await nextPush(worker)).ID, second);
+    closeAll(publisher, worker);
+  } finally {
+    assert.is(await server.stop(), 0);
+  }
+});
+
+test('the fault switch acts between two commits', async () => {
+  const dataDir = tempDir();
+  let server = await durableServer(dataDir, { shards: 1 });
+  const client = await LineClient.login(server.port);
+  // Writes of one batch are all stored or all refused, whatever the switch does inside it.
+  client.write('PUBLISH seam t a\nDEBUG storage-fault on\nPUBLISH seam t b\n');
+  const replies = [await client.next(), await client.next(), await client.next()];
+  const refused = errorCode(await client.request('PUBLISH seam t c'));
+  assert.is(refused, 'Err: storage-unavailable');
+  server.process.kill('SIGKILL');
+  await server.exited;
+  client.close();
+
+  server = await durableServer(dataDir, { shards: 1 });
+  try {
+    const stored = (await listJobs(server.port, 'seam')).map((job) => job.ID);
+    const acknowledged = replies.filter((reply) => reply.startsWith('OK#')).map((reply) => reply.slice(3));
+    assert.equal(stored, acknowledged);
+  } finally {
+    assert.is(await server.stop(), 0);
+  }
+});
+
 test('storage-fault is refused without a store and with a bad argument', async () => {
   const server = await startServer({ durability: 'memory' });
   try {
@@ -117,17 +161,18 @@ function mountTmpfs(sizeKb: number): string | null {
 }
 
 test('a full disk answers storage-unavailable and loses no acknowledged job', async () => {
-  const mount = mountTmpfs(1024);
+  const mount = mountTmpfs(6 * 1024);
   if (mount === null) return;
   const dataDir = path.join(mount, 'data');
   let server: TestServer | null = null;
   try {
-    server = await durableServer(dataDir, { shards: 1 });
+    const config = { shards: 1, disk_reserve_bytes: 4 * 1024 * 1024 };
+    server = await durableServer(dataDir, config);
     const client = await LineClient.login(server.port);
     const acknowledged: string[] = [];
     const payload = `"${'x'.repeat(1000)}"`;
     let refused = 0;
-    // Pipelined publishes until the disk is full; bounded by the size of the tmpfs.
+    // Pipelined publishes until the free space falls under the reserve; bounded by the size of the tmpfs.
     for (let round = 0; round < 100 && refused === 0; round++) {
       client.write(`PUBLISH full t ${payload}\n`.repeat(50));
       for (let index = 0; index < 50; index++) {
@@ -140,13 +185,17 @@ test('a full disk answers storage-unavailable and loses no acknowledged job', as
       }
     }
     assert.ok(refused > 0, `the disk never filled after ${acknowledged.length} jobs`);
+    // The disk stays full for a while: publishes keep failing and the server keeps serving.
+    client.write(`PUBLISH full t ${payload}\n`.repeat(200));
+    for (let index = 0; index < 200; index++) assert.is(errorCode(await client.next()), 'Err: storage-unavailable');
+    assert.is(await client.request('PING'), 'PONG');
 
-    execFileSync('mount', ['-o', 'remount,size=8m', mount]);
+    execFileSync('mount', ['-o', 'remount,size=64m', mount]);
     acknowledged.push(await publishOnceStored(client, 'full', payload));
     client.close();
     assert.is(await server.stop(), 0);
 
-    server = await durableServer(dataDir, { shards: 1 });
+    server = await durableServer(dataDir, config);
     try {
       const stored = (await listJobs(server.port, 'full')).map((job) => job.ID);
       assert.equal(stored, acknowledged, 'exactly the acknowledged jobs are stored');

@@ -42,6 +42,8 @@ export interface Config {
    * system, and `fsync` once it is synced to disk.
    */
   durability: Durability;
+  /** Free bytes the disk of data_dir must keep; under it, changes get storage-unavailable. */
+  disk_reserve_bytes: number;
   /** Seconds a done job stays listed before it is deleted; 0 deletes it at once. */
   job_timeout: number;
   /** Seconds an errored job waits before it is pushed again: the base of the backoff. */

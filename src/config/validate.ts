@@ -14,6 +14,7 @@ export function defaultConfig(): Config {
     delay_policy: '',
     data_dir: './data',
     durability: 'os',
+    disk_reserve_bytes: 64 * MIB,
     log_level: 'info',
     job_timeout: 60,
     retry_delay: 30,
@@ -68,6 +69,7 @@ const INTEGER_KEYS: Record<string, IntegerRule> = {
   max_reply_bytes: { min: 1024, max: 1024 * MIB, unit: 'bytes' },
   max_output_bytes: { min: 1024, max: 1024 * MIB, unit: 'bytes' },
   max_input_buffer_bytes: { min: 1024, max: 16 * 1024 * MIB, unit: 'bytes' },
+  disk_reserve_bytes: { min: 0, max: 1024 * 1024 * MIB, unit: 'bytes, 0 for no reserve' },
   cli_idle_ms: { min: 0, max: 60_000, unit: 'milliseconds' },
   tcp_keepalive: { min: 0, max: 86_400, unit: 'seconds' },
 };

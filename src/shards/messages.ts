@@ -136,6 +136,8 @@ export interface ShardSettings {
   /** Absolute directory of the job stores. */
   dataDir: string;
   durability: Durability;
+  /** Free bytes the disk of dataDir must keep; under it, changes get storage-unavailable. */
+  diskReserveBytes: number;
 }
 
 export interface ShardStats {

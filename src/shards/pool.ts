@@ -131,6 +131,7 @@ export class ShardPool {
       logLevel: this.config.log_level,
       dataDir: path.resolve(this.config.data_dir),
       durability: this.config.durability,
+      diskReserveBytes: this.config.disk_reserve_bytes,
     });
     for (let index = 0; index < this.config.shards; index++) {
       this.handles.push(this.startThread(index, settings));

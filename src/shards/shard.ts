@@ -40,9 +40,9 @@ const WRITING_OPS = new Set<Op>([
 interface PendingMessage {
   answersBatch: boolean;
   outputs: Output[];
-  /** Replies that an unstored change turns into storage-unavailable, with their operations. */
+  /** Replies that an unstored change turns into storage-unavailable, with their requests. */
   writeReplies: Output[];
-  writeOps: Op[];
+  writeRequests: Request[];
   /** Jobs published by the turn's requests, taken back when the change is not stored. */
   published: Job[];
 }
@@ -78,9 +78,9 @@ export class Shard implements ShardContext {
   private posted: Promise<void> = Promise.resolve();
   /** Messages waiting for a commit before they are posted, oldest first. */
   private readonly waiting = new Denque<PendingMessage>();
-  /** Replies of this turn to requests that change stored state, with their operations. */
+  /** Replies of this turn to requests that change stored state, with their requests. */
   private writeReplies: Output[] = [];
-  private writeOps: Op[] = [];
+  private writeRequests: Request[] = [];
   /** Jobs published by requests of this turn. */
   private published: Job[] = [];
   /** The cause of the last failed commit, while the store has not recovered; null when it works. */
@@ -103,7 +103,8 @@ export class Shard implements ShardContext {
     if (!this.durable) {
       this.store = new MemoryStore();
     } else {
-      const store = new LmdbStore(init.settings.dataDir, init.groups, init.settings.durability === 'fsync', this.policies);
+      const { dataDir, durability, diskReserveBytes } = init.settings;
+      const store = new LmdbStore(dataDir, init.groups, durability === 'fsync', this.policies, diskReserveBytes);
       this.store = store;
       this.loadJobs(store);
     }
@@ -157,7 +158,7 @@ export class Shard implements ShardContext {
     this.outputs.push(output);
     if (writing) {
       this.writeReplies.push(output);
-      this.writeOps.push(op);
+      this.writeRequests.push(request);
     }
     if (typeof reply === 'string') this.outputChars += reply.length;
     if (this.outputChars > EARLY_SEND_CHARS) this.sendOutputs(false);
@@ -183,10 +184,10 @@ export class Shard implements ShardContext {
    * stored. Messages keep their order, so a push never overtakes a reply before it.
    */
   private sendOutputs(answersBatch: boolean): void {
-    const message: PendingMessage = { answersBatch, outputs: this.outputs, writeReplies: this.writeReplies, writeOps: this.writeOps, published: this.published };
+    const message: PendingMessage = { answersBatch, outputs: this.outputs, writeReplies: this.writeReplies, writeRequests: this.writeRequests, published: this.published };
     this.outputs = [];
     this.writeReplies = [];
-    this.writeOps = [];
+    this.writeRequests = [];
     this.published = [];
     this.outputChars = 0;
     const commit = this.store.commit();
@@ -235,7 +236,11 @@ export class Shard implements ShardContext {
     );
     message.writeReplies.forEach((output, index) => {
       if (typeof output[2] !== 'string' || output[2].startsWith('Err: ')) return;
-      output[2] = message.writeOps[index] === Op.Publish ? notMade : keptInMemory;
+      const request = message.writeRequests[index];
+      output[2] = request[0] === Op.Publish ? notMade : keptInMemory;
+      // A final report took effect in memory: the reporter no longer holds the job, so
+      // the main thread must free its prefetch slot even though the reply is an error.
+      if (request[0] === Op.UpdateJob) message.outputs.push([Out.Release, request[2], request[4] as string, false]);
     });
     for (const job of message.published) this.takeBack(job, message);
   }

@@ -17,6 +17,18 @@ function isRunning(pid: number): boolean {
   }
 }
 
+/** Removes the claim file, unless another server took it over meanwhile. */
+function giveUp(file: string): void {
+  try {
+    if (Number.parseInt(fs.readFileSync(file, 'utf8'), 10) !== process.pid) return;
+    fs.rmSync(file, { force: true });
+  } catch {
+    // Already gone.
+  }
+}
+
+// TODO: process ids are per PID namespace, so two containers that share a data_dir volume
+// do not see each other's claim. A lock held on an open file (flock) would work across them.
 /**
  * Makes this process the only server on `dir`, creating it if missing. Two servers on one
  * directory would number their jobs alike and overwrite each other's. A file left by a
@@ -33,7 +45,7 @@ export function claimDataDir(dir: string): () => void {
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       fs.writeFileSync(file, `${process.pid}\n`, { flag: 'wx' });
-      return () => fs.rmSync(file, { force: true });
+      return () => giveUp(file);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
         throw new DataDirError(`cannot write ${file}: ${(error as Error).message}; choose a data_dir this user can write`);

@@ -81,12 +81,21 @@ export class LmdbStore implements JobStore {
   private readonly lost = new Set<Job | RecurrentEntry | Queue>();
   /** Test mode: while on, no write reaches lmdb and every commit fails. */
   private fault = false;
+  /**
+   * The fault state from the next commit on. A switch takes effect between two commits,
+   * so the writes of one commit are all stored or all refused, as with a real disk.
+   */
+  private nextFault = false;
+  /** Cause that refuses the writes of the current commit because the disk is nearly full, or null. */
+  private lowSpace: Error | null = null;
 
   constructor(
-    dataDir: string,
+    private readonly dataDir: string,
     groups: string[],
     private readonly fsync: boolean,
     private readonly policies: Policies,
+    /** Free bytes the disk of data_dir must keep; under it, writes are refused. */
+    private readonly reserveBytes: number,
   ) {
     for (const slug of groups) {
       const directory = groupDirectory(dataDir, slug);
@@ -116,10 +125,33 @@ export class LmdbStore implements JobStore {
     return jobs;
   }
 
+  /**
+   * Records a change and returns true when its write must be skipped: the fault switch is
+   * on, or the disk has less free space than the reserve. lmdb crashes on some failed
+   * writes of a full disk, so the space is checked before the first write of each commit.
+   */
+  private skip(item: Job | RecurrentEntry | Queue): boolean {
+    if (this.changed.length === 0 && !this.fault) this.lowSpace = this.checkSpace();
+    this.changed.push(item);
+    return this.fault || this.lowSpace !== null;
+  }
+
+  private checkSpace(): Error | null {
+    if (this.reserveBytes === 0) return null;
+    let free: number;
+    try {
+      const stats = fs.statfsSync(this.dataDir);
+      free = stats.bavail * stats.bsize;
+    } catch (error) {
+      return new Error(`cannot read the free space of data_dir ${this.dataDir}: ${(error as Error).message}`);
+    }
+    if (free >= this.reserveBytes) return null;
+    return new Error(`the disk of data_dir has ${free} bytes free, under disk_reserve_bytes (${this.reserveBytes})`);
+  }
+
   jobChanged(group: string, job: Job): void {
     if (job.state === 'removed') return;
-    this.changed.push(job);
-    if (this.fault) return;
+    if (this.skip(job)) return;
     const database = this.database(group);
     // A restart makes a job in progress pending again, so it is stored as pending.
     const state = job.state === 'in-progress' ? 'pending' : job.state;
@@ -141,8 +173,7 @@ export class LmdbStore implements JobStore {
   }
 
   jobRemoved(group: string, job: Job): void {
-    this.changed.push(job);
-    if (this.fault) return;
+    if (this.skip(job)) return;
     const database = this.database(group);
     void database.remove([JOB_KEY, job.seq]);
     this.written.add(database);
@@ -159,8 +190,7 @@ export class LmdbStore implements JobStore {
 
   recurrentChanged(group: string, entry: RecurrentEntry): void {
     if (entry.deleted) return;
-    this.changed.push(entry);
-    if (this.fault) return;
+    if (this.skip(entry)) return;
     const database = this.database(group);
     const record: RecurrentRecord = [entry.id, entry.queue.slug, entry.type, entry.expression, entry.lastRun];
     void database.put([RECURRENT_KEY, entry.id], record);
@@ -168,8 +198,7 @@ export class LmdbStore implements JobStore {
   }
 
   recurrentRemoved(group: string, entry: RecurrentEntry): void {
-    this.changed.push(entry);
-    if (this.fault) return;
+    if (this.skip(entry)) return;
     const database = this.database(group);
     void database.remove([RECURRENT_KEY, entry.id]);
     this.written.add(database);
@@ -181,8 +210,7 @@ export class LmdbStore implements JobStore {
   }
 
   queueChanged(group: string, queue: Queue): void {
-    this.changed.push(queue);
-    if (this.fault) return;
+    if (this.skip(queue)) return;
     const database = this.database(group);
     const paused = [...queue.group.queues.values()].filter((candidate) => candidate.paused).map((candidate) => candidate.slug);
     void database.put(PAUSED_KEY, paused);
@@ -190,12 +218,16 @@ export class LmdbStore implements JobStore {
   }
 
   commit(): Promise<void> | null {
+    const faulty = this.fault;
+    const lowSpace = this.lowSpace;
+    this.fault = this.nextFault;
+    this.lowSpace = null;
     if (this.changed.length === 0) return null;
     const changed = this.changed;
     this.changed = [];
-    if (this.fault) {
+    if (faulty || lowSpace !== null) {
       for (const item of changed) this.lost.add(item);
-      return Promise.reject(new Error('storage fault switched on by DEBUG storage-fault'));
+      return Promise.reject(lowSpace ?? new Error('storage fault switched on by DEBUG storage-fault'));
     }
     const pending: Array<PromiseLike<unknown>> = [];
     for (const database of this.written) {
@@ -237,7 +269,8 @@ export class LmdbStore implements JobStore {
   }
 
   setFault(on: boolean): void {
-    this.fault = on;
+    this.nextFault = on;
+    if (this.changed.length === 0) this.fault = on;
   }
 
   async close(): Promise<void> {
