@@ -161,7 +161,10 @@ withServer('bad options name the option and its range', {}, async (server) => {
     ['{"lease":0}', 'option lease must be a number from 1 to 31536000 (seconds), got 0'],
     ['{"max_attempts":"3"}', 'option max_attempts must be an integer from 0 to 1000000 (attempts, 0 for no limit), got "3"'],
     ['{"backoff":"linear"}', 'option backoff must be one of exponential, fixed, got "linear"'],
-    ['{"colour":1}', 'unknown option "colour"; the options are priority, delay, run_at, max_attempts, retry_delay, retry_max_delay, lease, backoff'],
+    ['{"colour":1}', 'unknown option "colour"; the options are priority, delay, run_at, max_attempts, retry_delay, retry_max_delay, lease, unique_for, backoff, unique_key'],
+    ['{"constructor":1}', 'unknown option "constructor"; the options are priority, delay, run_at, max_attempts, retry_delay, retry_max_delay, lease, unique_for, backoff, unique_key'],
+    ['{"unique_key":""}', 'option unique_key must be a string of 1 to 256 characters, got ""'],
+    ['{"unique_for":60}', 'option unique_for needs a unique_key'],
     ['{"delay":1,"run_at":2}', 'give either delay or run_at, not both'],
     ['[1]', 'options must be a JSON object such as {"priority":5,"delay":30}, got [1]'],
     ['nope', 'options must be a JSON object such as {"priority":5,"delay":30}, got "nope"'],
@@ -239,6 +242,42 @@ withServer('PREFETCH sets the jobs a worker holds', { shards: 1 }, async (server
   assert.is((await nextPush(worker)).ID, ids[3]);
   assert.is(await worker.request('PREFETCH 0'), 'Err: invalid-argument;prefetch must be an integer from 1 to 100000, got "0"');
   closeAll(publisher, worker);
+});
+
+withServer('a unique key answers the first job', { shards: 1 }, async (server) => {
+  const publisher = await LineClient.login(server.port);
+  const first = await publishWith(publisher, 'once', '1', { unique_key: 'report-42', unique_for: 60 });
+  assert.is(await publishWith(publisher, 'once', '2', { unique_key: 'report-42' }), first);
+  // Another key, or the same key in another queue, is a new job.
+  assert.not.equal(await publishWith(publisher, 'once', '3', { unique_key: 'report-43' }), first);
+  assert.not.equal(await publishWith(publisher, 'other', '4', { unique_key: 'report-42' }), first);
+  // Past unique_for, the key no longer holds.
+  assert.is(await publisher.request('ADVANCE_CLOCK 61'), 'OK');
+  const second = await publishWith(publisher, 'once', '5', { unique_key: 'report-42' });
+  assert.not.equal(second, first);
+  // Once the job is done, the key is free again.
+  assert.is(await publisher.request(`UPDATE_JOB ${second} done`), 'OK');
+  assert.not.equal(await publishWith(publisher, 'once', '6', { unique_key: 'report-42' }), second);
+  const jobs = await publisher.json<Job[]>('LIST_JOBS once');
+  assert.is(jobs.length, 4);
+  publisher.close();
+});
+
+withServer('max_pending_jobs refuses a flood', { shards: 1, max_pending_jobs: 3, groups: [{ slug: 'group1', max_pending_jobs: 5 }, { slug: 'group2' }, { slug: 'group3' }] }, async (server) => {
+  const publisher = await LineClient.login(server.port);
+  const ids = [];
+  for (let index = 0; index < 3; index++) ids.push(await publishWith(publisher, 'full', String(index), {}));
+  const full = await publisher.request('PUBLISH full t 4');
+  assert.is(full, 'Err: queue-full;queue full keeps 3 unfinished jobs, its max_pending_jobs; retry once workers finish some');
+  // The group limit counts every queue of the group.
+  await publishWith(publisher, 'side', '5', {});
+  await publishWith(publisher, 'side', '6', {});
+  assert.match(await publisher.request('PUBLISH side t 7'), 'Err: queue-full;group group1 keeps 5 unfinished jobs');
+  // A finished job makes room.
+  assert.is(await publisher.request(`UPDATE_JOB ${ids[0]} done`), 'OK');
+  assert.match(await publisher.request('PUBLISH full t 8'), /^OK#/);
+  assert.equal((await publisher.json<Job[]>('LIST_JOBS full')).length, 4);
+  publisher.close();
 });
 
 test('a paused queue keeps jobs and pushes none, across a restart', async () => {

@@ -12,6 +12,8 @@ export interface GroupConfig {
   slug: string;
   /** Shard index the group is pinned to; placed by a hash of the slug when absent. */
   shard?: number;
+  /** Most unfinished jobs the group may keep; 0 or absent for no limit. */
+  max_pending_jobs?: number;
 }
 
 export interface UserConfig {
@@ -56,6 +58,8 @@ export interface Config {
   max_attempts: number;
   /** Seconds a dead job stays listed before it is deleted; 0 deletes it at once. */
   dead_job_ttl: number;
+  /** Most unfinished jobs per queue; 0 for no limit. */
+  max_pending_jobs: number;
   /** Seconds a worker may hold a job without reporting before it goes to another worker. */
   lease: number;
   /** Unfinished jobs a worker connection may hold at once. */

@@ -22,6 +22,7 @@ export function defaultConfig(): Config {
     backoff: 'exponential',
     max_attempts: 25,
     dead_job_ttl: 7 * 86_400,
+    max_pending_jobs: 0,
     lease: 1800,
     prefetch: 1,
     shards: Math.max(1, os.availableParallelism() - 1),
@@ -62,6 +63,7 @@ const INTEGER_KEYS: Record<string, IntegerRule> = {
   retry_max_delay: { min: 0, max: 31_536_000, unit: 'seconds' },
   max_attempts: { min: 0, max: 1_000_000, unit: 'attempts, 0 for no limit' },
   dead_job_ttl: { min: 0, max: 315_360_000, unit: 'seconds' },
+  max_pending_jobs: { min: 0, max: 1_000_000_000, unit: 'jobs per queue, 0 for no limit' },
   lease: { min: 1, max: 31_536_000, unit: 'seconds' },
   prefetch: { min: 1, max: 100_000, unit: 'jobs' },
   shards: { min: 1, max: 256, unit: 'threads' },
@@ -223,7 +225,7 @@ function validateGroups(raw: unknown, shards: number, problems: string[], declar
       problems.push(`${where}: expected a mapping with a slug, got ${describe(entry)}`);
       return;
     }
-    const { slug, shard } = entry as Record<string, unknown>;
+    const { slug, shard, max_pending_jobs: maxPending } = entry as Record<string, unknown>;
     if (typeof slug !== 'string' || !SLUG_PATTERN.test(slug)) {
       problems.push(
         `${where}.slug: expected 1 to 128 letters, digits or _ . : -, got ${describe(slug)}`,
@@ -244,6 +246,13 @@ function validateGroups(raw: unknown, shards: number, problems: string[], declar
         return;
       }
       group.shard = shard;
+    }
+    if (maxPending !== undefined) {
+      if (typeof maxPending !== 'number' || !Number.isInteger(maxPending) || maxPending < 0 || maxPending > 1_000_000_000) {
+        problems.push(`${where}.max_pending_jobs: expected an integer from 0 to 1000000000 (jobs, 0 for no limit), got ${describe(maxPending)}`);
+        return;
+      }
+      group.max_pending_jobs = maxPending;
     }
     groups.push(group);
   });

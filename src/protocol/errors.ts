@@ -24,6 +24,7 @@ export const ErrorCode = {
   JOB_HELD: 'job-held',
   JOB_FINISHED: 'job-finished',
   WRONG_STATE: 'wrong-state',
+  QUEUE_FULL: 'queue-full',
   INVALID_ARGUMENT: 'invalid-argument',
   INVALID_SYNTAX: 'invalid-syntax',
   INVALID_UTF8: 'invalid-utf8',

@@ -26,9 +26,12 @@ const NUMBER_OPTIONS: Record<string, NumberRule> = {
   retry_delay: { min: 0, max: MAX_SECONDS, integer: false, unit: 'seconds', apply: (options, value) => (options.retryDelayMs = Math.round(value * 1000)) },
   retry_max_delay: { min: 0, max: MAX_SECONDS, integer: false, unit: 'seconds', apply: (options, value) => (options.retryMaxDelayMs = Math.round(value * 1000)) },
   lease: { min: 1, max: MAX_SECONDS, integer: false, unit: 'seconds', apply: (options, value) => (options.leaseMs = Math.round(value * 1000)) },
+  unique_for: { min: 1, max: MAX_SECONDS, integer: false, unit: 'seconds', apply: (options, value) => (options.uniqueForMs = Math.round(value * 1000)) },
 };
 
-const KNOWN_OPTIONS = [...Object.keys(NUMBER_OPTIONS), 'backoff'];
+const KNOWN_OPTIONS = [...Object.keys(NUMBER_OPTIONS), 'backoff', 'unique_key'];
+/** Longest unique_key, in characters. */
+const MAX_UNIQUE_KEY = 256;
 
 function invalid(detail: string): ProtocolError {
   return new ProtocolError(ErrorCode.INVALID_ARGUMENT, detail);
@@ -62,7 +65,14 @@ export function parseJobOptions(text: string): JobOptions {
       options.backoff = value as JobOptions['backoff'];
       continue;
     }
-    const rule = NUMBER_OPTIONS[name];
+    if (name === 'unique_key') {
+      if (typeof value !== 'string' || value.length === 0 || value.length > MAX_UNIQUE_KEY) {
+        throw invalid(`option unique_key must be a string of 1 to ${MAX_UNIQUE_KEY} characters, got ${shown(value)}`);
+      }
+      options.uniqueKey = value;
+      continue;
+    }
+    const rule = Object.hasOwn(NUMBER_OPTIONS, name) ? NUMBER_OPTIONS[name] : undefined;
     if (rule === undefined) throw invalid(`unknown option ${shown(name)}; the options are ${KNOWN_OPTIONS.join(', ')}`);
     const kind = rule.integer ? 'an integer' : 'a number';
     if (typeof value !== 'number' || !Number.isFinite(value) || (rule.integer && !Number.isInteger(value)) || value < rule.min || value > rule.max) {
@@ -72,6 +82,9 @@ export function parseJobOptions(text: string): JobOptions {
   }
   if (options.delayMs !== undefined && options.runAt !== undefined) {
     throw invalid('give either delay or run_at, not both');
+  }
+  if (options.uniqueForMs !== undefined && options.uniqueKey === undefined) {
+    throw invalid('option unique_for needs a unique_key');
   }
   return options;
 }

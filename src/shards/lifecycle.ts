@@ -2,7 +2,7 @@ import type { JobRecord } from '../storage/lmdb-store';
 import type { JobStore } from '../storage/store';
 import { newJobId } from './ids';
 import type { JobOptions, ShardSettings } from './messages';
-import { DeliveryHistory, Job, JobPolicy, Queue, WorkerConnection } from './model';
+import { DeliveryHistory, isUnfinished, Job, JobPolicy, Queue, WorkerConnection } from './model';
 import { Policies, retryWait } from './policy';
 import type { Timers } from './timers';
 
@@ -66,7 +66,29 @@ function addJob(queue: Queue, id: string, seq: number, typeJson: string, payload
   };
   queue.linkJob(job);
   queue.group.jobs.set(id, job);
+  countUnfinished(job, 1);
   return job;
+}
+
+/** Counts a job into, or out of, its queue's and group's unfinished jobs. */
+function countUnfinished(job: Job, delta: number): void {
+  job.queue.unfinished += delta;
+  job.queue.group.unfinished += delta;
+}
+
+/** Takes a job that leaves the unfinished states out of the counts and frees its unique key. */
+function leaveUnfinished(job: Job): void {
+  countUnfinished(job, -1);
+  const key = job.history?.uniqueKey;
+  if (key !== undefined && key !== '' && job.queue.unique.get(key) === job) job.queue.unique.delete(key);
+}
+
+/** Marks a job as unique for its key: publishes with that key get its id until `until` (0: while unfinished). */
+export function makeUnique(job: Job, key: string, until: number): void {
+  const history = historyOf(job);
+  history.uniqueKey = key;
+  history.uniqueUntil = until;
+  job.queue.unique.set(key, job);
 }
 
 /**
@@ -80,6 +102,7 @@ export function publishJob(ctx: ShardContext, queue: Queue, type: string, payloa
   const now = ctx.timers.now();
   job.publishedAt = now;
   queue.published.add(now);
+  if (options?.uniqueKey !== undefined) makeUnique(job, options.uniqueKey, options.uniqueForMs === undefined ? 0 : now + options.uniqueForMs);
   const due = options?.runAt ?? (options?.delayMs === undefined ? 0 : now + options.delayMs);
   if (due > now && !ctx.settings.ignoreDelays) {
     scheduleJob(ctx, job, due);
@@ -107,7 +130,7 @@ function scheduleJob(ctx: ShardContext, job: Job, due: number): void {
  * job waits for its time, and runs at once when that time passed while the server was down.
  */
 export function restoreJob(ctx: ShardContext, queue: Queue, seq: number, record: JobRecord): void {
-  const [id, , typeJson, payloadJson, state, attempts, startedAt, endedAt, storedDueAt, policyRecord, publishedAt] = record;
+  const [id, , typeJson, payloadJson, state, attempts, startedAt, endedAt, storedDueAt, policyRecord, publishedAt, uniqueKey, uniqueUntil] = record;
   reserveSeqThrough(seq);
   const policy = ctx.policies.fromRecord(policyRecord);
   const job = addJob(queue, id, seq, typeJson, payloadJson, policy);
@@ -115,10 +138,12 @@ export function restoreJob(ctx: ShardContext, queue: Queue, seq: number, record:
   job.startedAt = startedAt;
   job.endedAt = endedAt;
   job.publishedAt = publishedAt ?? 0;
+  if (uniqueKey !== undefined && uniqueKey !== '' && isUnfinished(state)) makeUnique(job, uniqueKey, uniqueUntil ?? 0);
   // Records of the first format have no due time: an errored job was due retry_delay after it failed.
   const dueAt = storedDueAt ?? (state === 'errored' ? endedAt + policy.retryDelayMs : 0);
   if (state === 'done' || state === 'dead') {
     job.state = state;
+    countUnfinished(job, -1);
     expireLater(ctx, job, state === 'done' ? ctx.settings.jobTimeoutMs : ctx.settings.deadJobTtlMs);
     return;
   }
@@ -205,7 +230,7 @@ function scheduleLeaseCheck(ctx: ShardContext, job: Job, version: number, due: n
 }
 
 function historyOf(job: Job): DeliveryHistory {
-  return job.history ?? (job.history = { expiredHolders: [], lostBy: 0 });
+  return job.history ?? (job.history = { expiredHolders: [], lostBy: 0, uniqueKey: '', uniqueUntil: 0 });
 }
 
 /** Takes a job back from its holder, which keeps it counted until it reports on it. */
@@ -232,6 +257,7 @@ function releaseHolder(ctx: ShardContext, job: Job): void {
 export function finishJob(ctx: ShardContext, job: Job): void {
   if (job.queued && job.state === 'pending') job.queue.noteStale();
   releaseHolder(ctx, job);
+  leaveUnfinished(job);
   job.state = 'done';
   job.endedAt = ctx.timers.now();
   job.queue.finished.add(job.endedAt);
@@ -273,6 +299,7 @@ export function failJob(ctx: ShardContext, job: Job, cause: FailureCause): void 
 function killJob(ctx: ShardContext, job: Job): void {
   if (job.queued && job.state === 'pending') job.queue.noteStale();
   clearJobTimer(ctx, job);
+  leaveUnfinished(job);
   job.state = 'dead';
   job.endedAt = ctx.timers.now();
   job.dueAt = 0;
@@ -285,7 +312,10 @@ function killJob(ctx: ShardContext, job: Job): void {
  * attempts counted.
  */
 export function retryJob(ctx: ShardContext, job: Job): void {
-  if (job.state === 'dead') job.attempts = 0;
+  if (job.state === 'dead') {
+    job.attempts = 0;
+    countUnfinished(job, 1);
+  }
   job.version++;
   makePending(ctx, job);
 }
@@ -322,6 +352,7 @@ export function removeJob(ctx: ShardContext, job: Job, requester = 0): void {
   releaseHolder(ctx, job);
   clearJobTimer(ctx, job);
   if (job.queued && job.state === 'pending') job.queue.noteStale();
+  if (isUnfinished(job.state)) leaveUnfinished(job);
   job.state = 'removed';
   job.version++;
   job.queue.unlinkJob(job);
@@ -358,6 +389,7 @@ export function undoLostAttempt(ctx: ShardContext, job: Job, connectionId: numbe
   job.attempts--;
   if (job.state === 'dead') {
     // The loss that made the job dead did not happen, so the job has attempts left.
+    countUnfinished(job, 1);
     job.version++;
     makePending(ctx, job);
     return;

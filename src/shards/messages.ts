@@ -8,6 +8,10 @@ export interface JobOptions extends PolicyOptions {
   delayMs?: number;
   /** Epoch time at which the job becomes pending; set instead of delayMs. */
   runAt?: number;
+  /** A publish with the key of an unfinished job of the queue gets that job's id instead. */
+  uniqueKey?: string;
+  /** How long after its publish the key holds; without it, as long as the job is unfinished. */
+  uniqueForMs?: number;
 }
 
 /**
@@ -120,6 +124,8 @@ export type ShardMessage = [boolean, Output[]];
 export interface ShardInit {
   index: number;
   groups: string[];
+  /** Most unfinished jobs of each group that has a limit. */
+  groupLimits: Record<string, number>;
   settings: ShardSettings;
 }
 
@@ -129,6 +135,8 @@ export interface ShardSettings {
   deadJobTtlMs: number;
   /** Delivery and retry policy of jobs published without options. */
   policy: JobPolicy;
+  /** Most unfinished jobs per queue; 0 for no limit. */
+  maxPendingJobs: number;
   prefetch: number;
   ignoreDelays: boolean;
   maxReplyBytes: number;

@@ -23,12 +23,21 @@ export interface JobPolicy {
   leaseMs: number;
 }
 
-/** Rarely needed facts about a job's past deliveries, kept apart to keep jobs small. */
+/** Rarely needed facts about a job, kept apart to keep jobs small. */
 export interface DeliveryHistory {
   /** Connections whose lease on the job was taken back, so their late reports are refused. */
   expiredHolders: number[];
   /** Connection whose loss counted the last attempt, or 0; see undoLostAttempt. */
   lostBy: number;
+  /** Key of a unique job: a publish with the same key in the queue gets this job's id. */
+  uniqueKey: string;
+  /** Time after which the key no longer holds back a publish; 0 while the job is unfinished. */
+  uniqueUntil: number;
+}
+
+/** True for the states of a job that is not finished yet, which max_pending_jobs counts. */
+export function isUnfinished(state: JobState): boolean {
+  return state === 'pending' || state === 'in-progress' || state === 'errored' || state === 'scheduled';
 }
 
 export interface Job {
@@ -160,6 +169,10 @@ export class Queue {
   readonly recurrent = new Map<string, RecurrentEntry>();
   /** Set by PAUSE_QUEUE: the queue takes jobs and pushes none. */
   paused = false;
+  /** Jobs not finished yet: scheduled, pending, in progress or errored. */
+  unfinished = 0;
+  /** Unfinished jobs published with a unique_key, by key. */
+  readonly unique = new Map<string, Job>();
   /** Jobs published, finished and failed over the last minute, for QUEUE_STATS. */
   readonly published = new MinuteCounter();
   readonly finished = new MinuteCounter();
@@ -352,6 +365,12 @@ export class Group {
   readonly jobs = new Map<string, Job>();
   readonly recurrent = new Map<number, RecurrentEntry>();
   nextEntryId = 1;
+  /** Jobs of all its queues not finished yet. */
+  unfinished = 0;
 
-  constructor(readonly slug: string) {}
+  constructor(
+    readonly slug: string,
+    /** Most unfinished jobs the group may keep; 0 for no limit. */
+    readonly maxPendingJobs = 0,
+  ) {}
 }

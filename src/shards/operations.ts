@@ -17,7 +17,7 @@ import {
   undoLostAttempt,
 } from './lifecycle';
 import { DebugQueue, JobOptions, Op, Request, RestoredConnection, ShardStats } from './messages';
-import { Group, Job, Queue, RecurrentEntry, WorkerConnection } from './model';
+import { Group, isUnfinished, Job, Queue, RecurrentEntry, WorkerConnection } from './model';
 import { JsonArrayBuilder, renderJob, renderJobDetail, renderQueue, renderRecurrent, ReplyTooLarge } from './render';
 import type { Shard } from './shard';
 
@@ -166,9 +166,15 @@ export function scheduleRecurrent(shard: Shard, entry: RecurrentEntry): void {
   });
 }
 
-/** Publishes one job of a recurrent entry and records the run. */
+/** Publishes one job of a recurrent entry and records the run; a full queue skips the job. */
 export function runRecurrent(shard: Shard, entry: RecurrentEntry): void {
-  publishJob(shard, entry.queue, entry.type, '');
+  try {
+    checkRoom(shard, entry.queue);
+    publishJob(shard, entry.queue, entry.type, '');
+  } catch (error) {
+    if (!(error instanceof ProtocolError)) throw error;
+    shard.logger.warn({ group: entry.queue.group.slug, queue: entry.queue.slug, entry: entry.id, reason: error.detail }, 'recurrent job skipped: its queue is full');
+  }
   entry.lastRun = shard.timers.now();
   shard.store.recurrentChanged(entry.queue.group.slug, entry);
 }
@@ -278,6 +284,26 @@ function queueStats(shard: Shard, request: Request): string {
   });
 }
 
+/** Returns the unfinished job that still holds a unique key in the queue, if any. */
+function uniqueTwin(shard: Shard, queue: Queue, key: string): Job | undefined {
+  const job = queue.unique.get(key);
+  if (job === undefined || !isUnfinished(job.state)) return undefined;
+  const until = job.history?.uniqueUntil ?? 0;
+  return until === 0 || shard.timers.now() < until ? job : undefined;
+}
+
+/** Throws queue-full when the queue or its group already keeps max_pending_jobs unfinished jobs. */
+export function checkRoom(shard: Shard, queue: Queue): void {
+  const perQueue = shard.settings.maxPendingJobs;
+  if (perQueue > 0 && queue.unfinished >= perQueue) {
+    throw new ProtocolError(ErrorCode.QUEUE_FULL, `queue ${queue.slug} keeps ${queue.unfinished} unfinished jobs, its max_pending_jobs; retry once workers finish some`);
+  }
+  const group = queue.group;
+  if (group.maxPendingJobs > 0 && group.unfinished >= group.maxPendingJobs) {
+    throw new ProtocolError(ErrorCode.QUEUE_FULL, `group ${group.slug} keeps ${group.unfinished} unfinished jobs, its max_pending_jobs; retry once workers finish some`);
+  }
+}
+
 function stats(shard: Shard): ShardStats {
   let queues = 0;
   let jobs = 0;
@@ -310,7 +336,11 @@ function debugQueues(shard: Shard): DebugQueue[] | string {
 export const OPERATIONS: Record<number, Operation> = {
   [Op.Publish]: (shard, [, , , group, slug, type, payload, createdAt, options]) => {
     const queue = getOrCreateQueue(shard.group(group), slug as string, createdAt as number);
-    const job = publishJob(shard, queue, type as string, payload as string, options as JobOptions | undefined);
+    const jobOptions = options as JobOptions | undefined;
+    const twin = jobOptions?.uniqueKey === undefined ? undefined : uniqueTwin(shard, queue, jobOptions.uniqueKey);
+    if (twin !== undefined) return okWithId(twin.id);
+    checkRoom(shard, queue);
+    const job = publishJob(shard, queue, type as string, payload as string, jobOptions);
     shard.notePublished(job);
     return okWithId(job.id);
   },

@@ -125,6 +125,7 @@ export class ShardPool {
         retryMaxDelayMs: this.config.retry_max_delay * 1000,
         leaseMs: this.config.lease * 1000,
       },
+      maxPendingJobs: this.config.max_pending_jobs,
       prefetch: this.config.prefetch,
       ignoreDelays: this.config.delay_policy === 'IGNORE',
       maxReplyBytes: this.config.max_reply_bytes,
@@ -151,7 +152,9 @@ export class ShardPool {
 
   private startThread(index: number, settings: ShardSettings): ShardHandle {
     const groups = [...this.groupShard].filter(([, shard]) => shard === index).map(([slug]) => slug);
-    const handle = new ShardHandle(index, { index, groups, settings }, (h, data) => this.onMessage(h, data));
+    const groupLimits: Record<string, number> = {};
+    for (const group of this.config.groups) if (group.max_pending_jobs !== undefined) groupLimits[group.slug] = group.max_pending_jobs;
+    const handle = new ShardHandle(index, { index, groups, groupLimits, settings }, (h, data) => this.onMessage(h, data));
     handle.attach.then(
       () => this.onDetached(handle, undefined),
       (error: unknown) => this.onDetached(handle, error),

@@ -94,7 +94,7 @@ export class Shard implements ShardContext {
     this.settings = init.settings;
     this.policies = new Policies(init.settings.policy);
     this.logger = pino({ level: init.settings.logLevel, base: { shard: init.index } });
-    for (const slug of init.groups) this.groups.set(slug, new Group(slug));
+    for (const slug of init.groups) this.groups.set(slug, new Group(slug, init.groupLimits[slug] ?? 0));
     this.timers = new Timers(
       () => this.finishTurn(false),
       (error) => this.logger.error({ err: error }, 'timer failed inside the shard'),

@@ -20,10 +20,10 @@ const PAUSED_KEY = 'paused';
 
 /**
  * A stored job: `[id, queue slug, type JSON, payload JSON, state, attempts, startedAt,
- * endedAt, dueAt, policy, publishedAt]`, with a null policy for the server's. Records of
- * format 1 end at endedAt.
+ * endedAt, dueAt, policy, publishedAt, uniqueKey, uniqueUntil]`, with a null policy for the
+ * server's and an empty uniqueKey for a job without one. Records of format 1 end at endedAt.
  */
-export type JobRecord = [string, string, string, string, JobState, number, number, number, number?, (PolicyRecord | null)?, number?];
+export type JobRecord = [string, string, string, string, JobState, number, number, number, number?, (PolicyRecord | null)?, number?, string?, number?];
 
 /** A stored recurrent job: `[entry id, queue slug, type, cron expression, last run]`. */
 export type RecurrentRecord = [number, string, string, string, number];
@@ -169,6 +169,8 @@ export class LmdbStore implements JobStore {
       job.dueAt,
       this.policies.toRecord(job.policy),
       job.publishedAt,
+      job.history?.uniqueKey ?? '',
+      job.history?.uniqueUntil ?? 0,
     ];
     void database.put([JOB_KEY, job.seq], record);
     this.written.add(database);
