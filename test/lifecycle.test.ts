@@ -280,6 +280,96 @@ withServer('max_pending_jobs refuses a flood', { shards: 1, max_pending_jobs: 3,
   publisher.close();
 });
 
+/**
+ * A worker that fails the first delivery of every seventh job and finishes the rest. It
+ * records a push of a job that another worker still holds.
+ */
+class MixedWorker {
+  readonly finished: string[] = [];
+  readonly problems: string[] = [];
+  private readonly reports: Array<[string, string]> = [];
+
+  constructor(
+    readonly client: LineClient,
+    holding: Map<string, MixedWorker>,
+    failedOnce: Set<string>,
+  ) {
+    const drain = (): void => {
+      while (client.lines.length > 0) {
+        const line = client.lines.shift() as string;
+        if (line.startsWith('{"Job"')) {
+          const job = (JSON.parse(line) as { Job: Job }).Job;
+          if (holding.has(job.ID)) this.problems.push(`job ${job.ID} pushed while another worker holds it`);
+          holding.set(job.ID, this);
+          const status = Number(job.Payload) % 7 === 0 && !failedOnce.has(job.ID) ? 'errored' : 'done';
+          if (status === 'errored') failedOnce.add(job.ID);
+          this.reports.push([job.ID, status]);
+          client.send(`UPDATE_JOB ${job.ID} ${status}`);
+          continue;
+        }
+        const [id, status] = this.reports.shift() as [string, string];
+        holding.delete(id);
+        if (line !== 'OK') this.problems.push(`${status} report on ${id} answered ${line}`);
+        else if (status === 'done') this.finished.push(id);
+      }
+    };
+    client.socket.on('data', drain);
+    // Pushes may have come in the same read as the reply to SUBSCRIBE.
+    drain();
+  }
+}
+
+test('each job runs to done once with priorities, delays and retries mixed', async () => {
+  const server = await startServer({ shards: 1, backoff: 'fixed', retry_delay: 1, job_timeout: 31_536_000 });
+  try {
+    const publisher = await LineClient.login(server.port);
+    const lines: string[] = [];
+    for (let index = 0; index < 1000; index++) {
+      const options: Record<string, unknown> = { priority: (index % 5) - 2 };
+      if (index % 4 === 0) options.delay = 1 + (index % 3);
+      lines.push(`PUBLISH_JOB mixed t ${index} ${JSON.stringify(options)}\n`);
+    }
+    publisher.write(lines.join(''));
+    const ids = new Set<string>();
+    for (let index = 0; index < 1000; index++) ids.add((await publisher.next()).slice(3));
+    assert.is(ids.size, 1000);
+
+    const holding = new Map<string, MixedWorker>();
+    const failedOnce = new Set<string>();
+    const workers: MixedWorker[] = [];
+    for (let index = 0; index < 3; index++) {
+      const client = await LineClient.login(server.port);
+      assert.is(await client.request('PREFETCH 4'), 'OK');
+      client.send('SUBSCRIBE mixed');
+      assert.is(await client.next(), 'OK');
+      workers.push(new MixedWorker(client, holding, failedOnce));
+    }
+    const doneReports = (): number => workers.reduce((sum, worker) => sum + worker.finished.length, 0);
+    // Delayed jobs and retries wait on the test clock, which moves a second at a time.
+    await waitFor(
+      async () => {
+        if (doneReports() >= 1000) return true;
+        assert.is(await publisher.request('ADVANCE_CLOCK 1'), 'OK');
+        return doneReports() >= 1000;
+      },
+      60_000,
+      '1000 jobs done',
+    ).catch(async (error: Error) => {
+      const stats = await publisher.request('QUEUE_STATS mixed');
+      throw new Error(`${error.message}: ${doneReports()} done, ${stats}, problems ${JSON.stringify(workers.flatMap((worker) => worker.problems).slice(0, 3))}`);
+    });
+    const jobs = await publisher.json<Job[]>('LIST_JOBS mixed');
+    assert.is(jobs.length, 1000);
+    assert.equal(jobs.filter((job) => job.State !== 'done'), []);
+    assert.equal(new Set(jobs.map((job) => job.ID)), ids);
+    for (const job of jobs) assert.is(job.Attempts, Number(job.Payload) % 7 === 0 ? 1 : 0, `attempts of job ${job.Payload}`);
+    assert.equal(workers.flatMap((worker) => worker.problems), []);
+    closeAll(publisher, ...workers.map((worker) => worker.client));
+  } finally {
+    assert.is(await server.stop(), 0);
+  }
+});
+
 test('a paused queue keeps jobs and pushes none, across a restart', async () => {
   const config = { shards: 1, data_dir: tempDir() };
   let server = await startServer(config);

@@ -229,7 +229,7 @@ function subscribeWorker(shard: Shard, queue: Queue, worker: WorkerConnection): 
 /**
  * Rebuilds, in a restarted shard, the connections the main thread kept: their
  * subscriptions, the jobs they hold (with a new lease) and their revoked jobs. Returns the
- * held jobs the shard no longer has, which the main thread then forgets.
+ * held jobs the shard no longer has, which the main thread then drops.
  */
 function restoreConnections(shard: Shard, request: Request): Array<[number, string]> {
   const connections = request[4] as RestoredConnection[];
@@ -256,7 +256,7 @@ function restoreConnections(shard: Shard, request: Request): Array<[number, stri
   return missing;
 }
 
-/** QUEUE_STATS: the queue's jobs by state, its traffic over the last minute and its oldest pending job. */
+/** Returns, for QUEUE_STATS, the jobs of a queue by state, its traffic over the last minute and its oldest pending job. */
 function queueStats(shard: Shard, request: Request): string {
   const queue = existingQueue(shard.group(request[3]), request[4] as string);
   const counts: Record<string, number> = { scheduled: 0, pending: 0, 'in-progress': 0, errored: 0, done: 0, dead: 0 };
@@ -284,7 +284,7 @@ function queueStats(shard: Shard, request: Request): string {
   });
 }
 
-/** Returns the unfinished job that still holds a unique key in the queue, if any. */
+/** Returns the unfinished job whose unique key still blocks a publish with that key, if any. */
 function uniqueTwin(shard: Shard, queue: Queue, key: string): Job | undefined {
   const job = queue.unique.get(key);
   if (job === undefined || !isUnfinished(job.state)) return undefined;
