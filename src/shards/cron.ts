@@ -70,13 +70,35 @@ const DESCRIPTORS: Record<string, string> = {
   '@hourly': '0 * * * *',
 };
 
+/** Returns true when the runtime knows an IANA time zone name such as Europe/Paris. */
+function isTimeZone(name: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: name });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Parses a cron expression in robfig/cron v3's standard syntax: five fields (minute, hour,
  * day of month, month, day of week), a descriptor such as `@hourly`, or `@every <duration>`.
- * Times are UTC. Intervals under one second run every second, as robfig/cron does.
+ * Times are UTC, or the time zone of a `CRON_TZ=Area/City ` (or `TZ=`) prefix. At a
+ * daylight-saving change a run in the skipped hour runs at the first time after it, and a
+ * run in the repeated hour runs once. Intervals under one second run every second, as
+ * robfig/cron does.
  */
 export function parseSchedule(expression: string): Schedule {
-  const trimmed = expression.trim();
+  let trimmed = expression.trim();
+  let timezone = 'UTC';
+  const prefix = /^(?:CRON_TZ|TZ)=(\S+)\s+/.exec(trimmed);
+  if (prefix !== null) {
+    if (!isTimeZone(prefix[1])) {
+      throw new CronError(`unknown time zone "${prefix[1]}" in ${prefix[0].trim()}; use an IANA name such as Europe/Paris or America/New_York`);
+    }
+    timezone = prefix[1];
+    trimmed = trimmed.slice(prefix[0].length);
+  }
   if (trimmed.startsWith('@every')) {
     const rest = trimmed.slice('@every'.length).trim();
     return new EverySchedule(Math.max(1000, Math.ceil(parseGoDuration(rest) / 1000) * 1000));
@@ -95,7 +117,7 @@ export function parseSchedule(expression: string): Schedule {
   // TODO: croner takes milliseconds per call to find that a pattern such as `0 0 31 2 *`
   // never matches. Rejecting impossible day and month pairs first would keep it cheap.
   try {
-    return new CronSchedule(new Cron(pattern, { paused: true, mode: '5-part', timezone: 'UTC', legacyMode: true }));
+    return new CronSchedule(new Cron(pattern, { paused: true, mode: '5-part', timezone, legacyMode: true }));
   } catch (error) {
     throw new CronError((error as Error).message.replace(/^CronPattern: /, ''));
   }
