@@ -70,7 +70,7 @@ const DESCRIPTORS: Record<string, string> = {
   '@hourly': '0 * * * *',
 };
 
-/** Returns true when the runtime knows an IANA time zone name such as Europe/Paris. */
+/** Returns true when the runtime supports an IANA time zone name such as Europe/Paris. */
 function isTimeZone(name: string): boolean {
   try {
     new Intl.DateTimeFormat('en', { timeZone: name });
