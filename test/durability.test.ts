@@ -279,6 +279,50 @@ class Finisher extends ReportingWorker {
   }
 }
 
+/** A worker that reports every pushed job errored at once. */
+class Failer extends ReportingWorker {
+  constructor(client: LineClient, onAccepted: () => void) {
+    super(client, onAccepted);
+    this.start();
+  }
+
+  protected onPush(job: Job): void {
+    this.awaitingReply.push(job.ID);
+    this.client.send(`UPDATE_JOB ${job.ID} errored`);
+  }
+}
+
+test('the store stays small while jobs keep failing', async () => {
+  const dataDir = tempDir();
+  const server = await durableServer(dataDir, 'os', { prefetch: 100, dead_job_ttl: 31_536_000 });
+  try {
+    const storeFile = path.join(groupDirectory(dataDir, 'group1'), 'data.mdb');
+    const publisher = await LineClient.login(server.port);
+    // One job fails for good and stays dead, as an old record that must not pin the space.
+    const parked = (await publisher.request('PUBLISH_JOB parked t {} {"max_attempts":1}')).slice(3);
+    assert.is(await publisher.request(`UPDATE_JOB ${parked} errored`), 'OK');
+    const payloads = Array.from({ length: 1000 }, (_, index) => `{"n":${index},"pad":"${'x'.repeat(100)}"}`);
+    publisher.write(payloads.map((payload) => `PUBLISH_JOB failing t ${payload} {"max_attempts":0,"retry_delay":0}\n`).join(''));
+    for (let index = 0; index < 1000; index++) assert.match(await publisher.next(), /^OK#/);
+    const baseline = fs.statSync(storeFile).size;
+
+    const client = await LineClient.login(server.port);
+    await client.request('SUBSCRIBE failing', 'OK');
+    let failures = 0;
+    const worker = new Failer(client, () => failures++);
+    await waitFor(() => failures >= 30_000, 60_000, '30,000 failed deliveries');
+    worker.stop();
+    assert.equal(worker.unexpected, []);
+    const size = fs.statSync(storeFile).size;
+    assert.ok(size <= 4 * baseline, `the store grew from ${baseline} to ${size} bytes`);
+    const dead = await publisher.json<Job[]>('LIST_JOBS parked');
+    assert.equal(dead.map((job) => [job.ID, job.State]), [[parked, 'dead']]);
+    closeAll(publisher, client);
+  } finally {
+    assert.is(await server.stop(), 0);
+  }
+});
+
 test('the store stays small as jobs pass through', async () => {
   const dataDir = tempDir();
   const server = await durableServer(dataDir, 'os', { job_timeout: 0, prefetch: 100 });
