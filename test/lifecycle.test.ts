@@ -421,6 +421,33 @@ withServer('CRON_TZ follows daylight saving', { shards: 1 }, async (server) => {
   client.close();
 });
 
+withServer(
+  'group and queue defaults apply to their jobs',
+  {
+    shards: 1,
+    groups: [
+      { slug: 'group1', defaults: { max_attempts: 5, lease: 120 }, queues: { urgent: { priority: 9, max_attempts: 2 } } },
+      { slug: 'group2' },
+      { slug: 'group3' },
+    ],
+  },
+  async (server) => {
+    const client = await LineClient.login(server.port);
+    const plain = await publishWith(client, 'plain', '{}', {});
+    const urgent = await publishWith(client, 'urgent', '{}', {});
+    const chosen = await publishWith(client, 'urgent', '{}', { max_attempts: 7 });
+    const show = async (id: string): Promise<unknown[]> => {
+      const job = await client.json<Record<string, unknown>>(`GET_JOB ${id}`);
+      return [job.Priority, job.MaxAttempts, job.Lease];
+    };
+    // The group's defaults, then the queue's over them, then the job's own options.
+    assert.equal(await show(plain), [0, 5, 120]);
+    assert.equal(await show(urgent), [9, 2, 120]);
+    assert.equal(await show(chosen), [9, 7, 120]);
+    client.close();
+  },
+);
+
 test('a paused queue keeps jobs and pushes none, across a restart', async () => {
   const config = { shards: 1, data_dir: tempDir() };
   let server = await startServer(config);

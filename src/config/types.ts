@@ -8,12 +8,26 @@ export type Durability = (typeof DURABILITY_MODES)[number];
 export const BACKOFF_KINDS = ['exponential', 'fixed'] as const;
 export type Backoff = (typeof BACKOFF_KINDS)[number];
 
+/** Job policy defaults of a group or a queue; a key left out keeps the value above it. */
+export interface JobDefaults {
+  priority?: number;
+  max_attempts?: number;
+  backoff?: Backoff;
+  retry_delay?: number;
+  retry_max_delay?: number;
+  lease?: number;
+}
+
 export interface GroupConfig {
   slug: string;
   /** Shard index the group is pinned to; placed by a hash of the slug when absent. */
   shard?: number;
   /** Most unfinished jobs the group may keep; 0 or absent for no limit. */
   max_pending_jobs?: number;
+  /** Policy defaults of the group's jobs, over the server's. */
+  defaults?: JobDefaults;
+  /** Policy defaults of single queues, by queue slug, over the group's. */
+  queues?: Record<string, JobDefaults>;
 }
 
 export interface UserConfig {

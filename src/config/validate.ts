@@ -1,5 +1,5 @@
 import os from 'node:os';
-import { Backoff, BACKOFF_KINDS, Config, Durability, DURABILITY_MODES, GroupConfig, LOG_LEVELS, LogLevel, UserConfig } from './types';
+import { Backoff, BACKOFF_KINDS, Config, Durability, DURABILITY_MODES, GroupConfig, JobDefaults, LOG_LEVELS, LogLevel, UserConfig } from './types';
 
 const MIB = 1024 * 1024;
 
@@ -225,7 +225,7 @@ function validateGroups(raw: unknown, shards: number, problems: string[], declar
       problems.push(`${where}: expected a mapping with a slug, got ${describe(entry)}`);
       return;
     }
-    const { slug, shard, max_pending_jobs: maxPending } = entry as Record<string, unknown>;
+    const { slug, shard, max_pending_jobs: maxPending, defaults, queues } = entry as Record<string, unknown>;
     if (typeof slug !== 'string' || !SLUG_PATTERN.test(slug)) {
       problems.push(
         `${where}.slug: expected 1 to 128 letters, digits or _ . : -, got ${describe(slug)}`,
@@ -254,9 +254,65 @@ function validateGroups(raw: unknown, shards: number, problems: string[], declar
       }
       group.max_pending_jobs = maxPending;
     }
+    if (defaults !== undefined) {
+      const checked = validateJobDefaults(defaults, `${where}.defaults`, problems);
+      if (checked === null) return;
+      group.defaults = checked;
+    }
+    if (queues !== undefined) {
+      if (queues === null || typeof queues !== 'object' || Array.isArray(queues)) {
+        problems.push(`${where}.queues: expected a mapping of queue slugs to defaults, got ${describe(queues)}`);
+        return;
+      }
+      group.queues = {};
+      for (const [queue, values] of Object.entries(queues as Record<string, unknown>)) {
+        const checked = validateJobDefaults(values, `${where}.queues.${queue}`, problems);
+        if (checked === null) return;
+        group.queues[queue] = checked;
+      }
+    }
     groups.push(group);
   });
   return groups;
+}
+
+/** Ranges of the job defaults a group or a queue may set. */
+const JOB_DEFAULT_KEYS: Record<string, IntegerRule> = {
+  priority: { min: -2_147_483_648, max: 2_147_483_647, unit: 'higher runs first' },
+  max_attempts: { min: 0, max: 1_000_000, unit: 'attempts, 0 for no limit' },
+  retry_delay: { min: 0, max: 31_536_000, unit: 'seconds' },
+  retry_max_delay: { min: 0, max: 31_536_000, unit: 'seconds' },
+  lease: { min: 1, max: 31_536_000, unit: 'seconds' },
+};
+
+/** Validates the job defaults of a group or a queue; returns null after recording a problem. */
+function validateJobDefaults(raw: unknown, where: string, problems: string[]): JobDefaults | null {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    problems.push(`${where}: expected a mapping such as {max_attempts: 5, lease: 60}, got ${describe(raw)}`);
+    return null;
+  }
+  const checked: JobDefaults = {};
+  for (const [key, value] of Object.entries(raw as Record<string, unknown>)) {
+    if (key === 'backoff') {
+      if (typeof value !== 'string' || !(BACKOFF_KINDS as readonly string[]).includes(value)) {
+        problems.push(`${where}.backoff: expected one of ${BACKOFF_KINDS.join(', ')}, got ${describe(value)}`);
+        return null;
+      }
+      checked.backoff = value as Backoff;
+      continue;
+    }
+    const rule = Object.hasOwn(JOB_DEFAULT_KEYS, key) ? JOB_DEFAULT_KEYS[key] : undefined;
+    if (rule === undefined) {
+      problems.push(`${where}.${key}: unknown key; the keys are ${[...Object.keys(JOB_DEFAULT_KEYS), 'backoff'].join(', ')}`);
+      return null;
+    }
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < rule.min || value > rule.max) {
+      problems.push(`${where}.${key}: expected an integer from ${rule.min} to ${rule.max} (${rule.unit}), got ${describe(value)}`);
+      return null;
+    }
+    (checked as Record<string, number>)[key] = value;
+  }
+  return checked;
 }
 
 /** scrypt parameters accepted in a password_hash, with at most 256 MiB of scrypt memory per check. */

@@ -3,7 +3,7 @@ import type { JobStore } from '../storage/store';
 import { newJobId } from './ids';
 import type { JobOptions, ShardSettings } from './messages';
 import { DeliveryHistory, isUnfinished, Job, JobPolicy, Queue, WorkerConnection } from './model';
-import { Policies, retryWait } from './policy';
+import { retryWait } from './policy';
 import type { Timers } from './timers';
 
 /** Shard services the job transitions use. */
@@ -11,7 +11,6 @@ export interface ShardContext {
   readonly settings: ShardSettings;
   readonly timers: Timers;
   readonly store: JobStore;
-  readonly policies: Policies;
   /** Schedules a dispatch round for the queue at the end of the current turn. */
   markDirty(queue: Queue): void;
   emitPush(worker: WorkerConnection, job: Job): void;
@@ -98,7 +97,7 @@ export function makeUnique(job: Job, key: string, until: number): void {
 export function publishJob(ctx: ShardContext, queue: Queue, type: string, payload: string, options?: JobOptions): Job {
   let id = newJobId();
   while (queue.group.jobs.has(id)) id = newJobId();
-  const job = addJob(queue, id, nextSeq++, queue.typeJson(type), flatJson(payload), ctx.policies.resolve(options));
+  const job = addJob(queue, id, nextSeq++, queue.typeJson(type), flatJson(payload), queue.policies.resolve(options));
   const now = ctx.timers.now();
   job.publishedAt = now;
   queue.published.add(now);
@@ -132,7 +131,7 @@ function scheduleJob(ctx: ShardContext, job: Job, due: number): void {
 export function restoreJob(ctx: ShardContext, queue: Queue, seq: number, record: JobRecord): void {
   const [id, , typeJson, payloadJson, state, attempts, startedAt, endedAt, storedDueAt, policyRecord, publishedAt, uniqueKey, uniqueUntil] = record;
   reserveSeqThrough(seq);
-  const policy = ctx.policies.fromRecord(policyRecord);
+  const policy = queue.policies.fromRecord(policyRecord);
   const job = addJob(queue, id, seq, typeJson, payloadJson, policy);
   job.attempts = attempts;
   job.startedAt = startedAt;

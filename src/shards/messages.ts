@@ -124,9 +124,16 @@ export type ShardMessage = [boolean, Output[]];
 export interface ShardInit {
   index: number;
   groups: string[];
-  /** Most unfinished jobs of each group that has a limit. */
-  groupLimits: Record<string, number>;
+  /** Limits and policy defaults of the groups that set any, by slug. */
+  groupSettings: Record<string, GroupSettings>;
   settings: ShardSettings;
+}
+
+/** What a group's config sets for its jobs; times in milliseconds. */
+export interface GroupSettings {
+  maxPendingJobs: number;
+  defaults?: PolicyOptions;
+  queues?: Record<string, PolicyOptions>;
 }
 
 /** The part of the config a shard needs. */

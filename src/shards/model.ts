@@ -1,6 +1,7 @@
 import { Heap } from 'heap-js';
 import { Schedule } from './cron';
 import type { TimerEntry } from './timers';
+import type { Policies } from './policy';
 
 /** Job states shown to clients, and `removed` for a deleted job that old references may still reach. */
 export type JobState = 'scheduled' | 'pending' | 'in-progress' | 'errored' | 'done' | 'dead' | 'removed';
@@ -182,13 +183,18 @@ export class Queue {
   /** Entries whose job left the pending state while queued; see noteStale. */
   private stale = 0;
 
+  /** Policies of the queue's jobs: the server's, with the group's and the queue's defaults. */
+  readonly policies: Policies;
+
   constructor(
     readonly id: string,
     readonly slug: string,
     readonly group: Group,
     /** Main-thread sequence number of the command that created the queue. */
     readonly createdAt: number,
-  ) {}
+  ) {
+    this.policies = group.policiesFor(slug);
+  }
 
   get jobCount(): number {
     return this.count;
@@ -370,7 +376,16 @@ export class Group {
 
   constructor(
     readonly slug: string,
+    /** Policies of the jobs of queues without defaults of their own. */
+    readonly policies: Policies,
+    /** Policies of the queues the config gives defaults, by queue slug. */
+    private readonly queuePolicies: ReadonlyMap<string, Policies> = new Map(),
     /** Most unfinished jobs the group may keep; 0 for no limit. */
     readonly maxPendingJobs = 0,
   ) {}
+
+  /** Returns the policies of the jobs of a queue. */
+  policiesFor(queue: string): Policies {
+    return this.queuePolicies.get(queue) ?? this.policies;
+  }
 }

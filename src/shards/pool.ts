@@ -3,10 +3,11 @@ import { MessageChannel, MessagePort } from 'node:worker_threads';
 import Denque from 'denque';
 import Piscina from 'piscina';
 import type { Logger } from 'pino';
-import { Config } from '../config/types';
+import { Config, JobDefaults } from '../config/types';
 import { errorReply, ErrorCode } from '../protocol/errors';
 import { decode, encode } from './codec';
-import { Op, Out, Output, Request, RestoredConnection, ShardInit, ShardMessage, ShardSettings } from './messages';
+import { GroupSettings, Op, Out, Output, Request, RestoredConnection, ShardInit, ShardMessage, ShardSettings } from './messages';
+import type { PolicyOptions } from './policy';
 import { placeGroup } from './placement';
 
 /** Receives a shard's reply to one request. */
@@ -36,6 +37,18 @@ const MAX_BATCH_REQUESTS = 512;
 /** A shard thread that dies more often than this within RESTART_WINDOW_MS stays down. */
 const MAX_RESTARTS = 3;
 const RESTART_WINDOW_MS = 60_000;
+
+/** Converts job defaults of the config, in seconds, to policy options in milliseconds. */
+function policyOptions(values: JobDefaults): PolicyOptions {
+  const options: PolicyOptions = {};
+  if (values.priority !== undefined) options.priority = values.priority;
+  if (values.max_attempts !== undefined) options.maxAttempts = values.max_attempts;
+  if (values.backoff !== undefined) options.backoff = values.backoff;
+  if (values.retry_delay !== undefined) options.retryDelayMs = values.retry_delay * 1000;
+  if (values.retry_max_delay !== undefined) options.retryMaxDelayMs = values.retry_max_delay * 1000;
+  if (values.lease !== undefined) options.leaseMs = values.lease * 1000;
+  return options;
+}
 
 /** Main-thread side of one shard thread: its pool, its port and its outgoing batch. */
 class ShardHandle {
@@ -152,9 +165,17 @@ export class ShardPool {
 
   private startThread(index: number, settings: ShardSettings): ShardHandle {
     const groups = [...this.groupShard].filter(([, shard]) => shard === index).map(([slug]) => slug);
-    const groupLimits: Record<string, number> = {};
-    for (const group of this.config.groups) if (group.max_pending_jobs !== undefined) groupLimits[group.slug] = group.max_pending_jobs;
-    const handle = new ShardHandle(index, { index, groups, groupLimits, settings }, (h, data) => this.onMessage(h, data));
+    const groupSettings: Record<string, GroupSettings> = {};
+    for (const group of this.config.groups) {
+      if (!groups.includes(group.slug)) continue;
+      const queues = group.queues === undefined ? undefined : Object.fromEntries(Object.entries(group.queues).map(([slug, values]) => [slug, policyOptions(values)]));
+      groupSettings[group.slug] = {
+        maxPendingJobs: group.max_pending_jobs ?? 0,
+        ...(group.defaults === undefined ? {} : { defaults: policyOptions(group.defaults) }),
+        ...(queues === undefined ? {} : { queues }),
+      };
+    }
+    const handle = new ShardHandle(index, { index, groups, groupSettings, settings }, (h, data) => this.onMessage(h, data));
     handle.attach.then(
       () => this.onDetached(handle, undefined),
       (error: unknown) => this.onDetached(handle, error),

@@ -6,7 +6,7 @@ import { LmdbStore, RecurrentRecord } from '../storage/lmdb-store';
 import { JobStore, MemoryStore } from '../storage/store';
 import { decode, encode } from './codec';
 import { dispatchQueue, dropUnseenJob, restoreJob, ShardContext } from './lifecycle';
-import { Op, Out, Output, Request, ShardInit, ShardMessage, ShardSettings } from './messages';
+import { GroupSettings, Op, Out, Output, Request, ShardInit, ShardMessage, ShardSettings } from './messages';
 import { Group, Job, Queue, RecurrentEntry, WorkerConnection } from './model';
 import { parseSchedule } from './cron';
 import { getOrCreateQueue, OPERATIONS, runRecurrent, scheduleRecurrent } from './operations';
@@ -94,7 +94,7 @@ export class Shard implements ShardContext {
     this.settings = init.settings;
     this.policies = new Policies(init.settings.policy);
     this.logger = pino({ level: init.settings.logLevel, base: { shard: init.index } });
-    for (const slug of init.groups) this.groups.set(slug, new Group(slug, init.groupLimits[slug] ?? 0));
+    for (const slug of init.groups) this.groups.set(slug, this.createGroup(slug, init.groupSettings[slug]));
     this.timers = new Timers(
       () => this.finishTurn(false),
       (error) => this.logger.error({ err: error }, 'timer failed inside the shard'),
@@ -104,10 +104,19 @@ export class Shard implements ShardContext {
       this.store = new MemoryStore();
     } else {
       const { dataDir, durability, diskReserveBytes } = init.settings;
-      const store = new LmdbStore(dataDir, init.groups, durability === 'fsync', this.policies, diskReserveBytes);
+      const store = new LmdbStore(dataDir, init.groups, durability === 'fsync', diskReserveBytes);
       this.store = store;
       this.loadJobs(store);
     }
+  }
+
+  /** Creates a group with the policies its config sets over the server's. */
+  private createGroup(slug: string, settings: GroupSettings | undefined): Group {
+    if (settings === undefined) return new Group(slug, this.policies);
+    const base = settings.defaults === undefined ? this.policies : new Policies(this.policies.resolve(settings.defaults));
+    const queues = new Map<string, Policies>();
+    for (const [queue, options] of Object.entries(settings.queues ?? {})) queues.set(queue, new Policies(base.resolve(options)));
+    return new Group(slug, base, queues, settings.maxPendingJobs);
   }
 
   /**

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { open, RootDatabase } from 'lmdb';
 import { Job, JobState, Queue, RecurrentEntry } from '../shards/model';
-import type { Policies, PolicyRecord } from '../shards/policy';
+import type { PolicyRecord } from '../shards/policy';
 import type { JobStore } from './store';
 
 /**
@@ -87,7 +87,6 @@ export class LmdbStore implements JobStore {
     private readonly dataDir: string,
     groups: string[],
     private readonly fsync: boolean,
-    private readonly policies: Policies,
     /** Free bytes the disk of data_dir must keep; under it, writes are refused. */
     private readonly reserveBytes: number,
   ) {
@@ -167,7 +166,7 @@ export class LmdbStore implements JobStore {
       job.startedAt,
       job.endedAt,
       job.dueAt,
-      this.policies.toRecord(job.policy),
+      job.queue.policies.toRecord(job.policy),
       job.publishedAt,
       job.history?.uniqueKey ?? '',
       job.history?.uniqueUntil ?? 0,
