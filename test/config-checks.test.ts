@@ -40,7 +40,8 @@ checks('bad job defaults of a group are rejected', async () => {
   const users = [{ username: 'alice', password: 'secret', groups: ['alpha'] }];
   const cases: Array<[Record<string, unknown>, string]> = [
     [{ defaults: { lease: 0 } }, 'groups[0].defaults.lease: expected an integer from 1 to 31536000 (seconds), got 0'],
-    [{ defaults: { colour: 1 } }, 'groups[0].defaults.colour: unknown key; the keys are priority, max_attempts, retry_delay, retry_max_delay, lease, backoff'],
+    [{ defaults: { colour: 1 } }, 'groups[0].defaults.colour: unknown key; the keys are priority, max_attempts, retry_delay, retry_max_delay, lease, backoff, time_zone'],
+    [{ queues: { mail: { time_zone: 'Mars/Olympus' } } }, 'groups[0].queues.mail.time_zone: expected an IANA time zone such as Europe/Paris, got "Mars/Olympus"'],
     [{ queues: { mail: { backoff: 'linear' } } }, 'groups[0].queues.mail.backoff: expected one of exponential, fixed, got "linear"'],
     [{ queues: [1] }, 'groups[0].queues: expected a mapping of queue slugs to defaults, got [1]'],
     [{ max_pending_jobs: -1 }, 'groups[0].max_pending_jobs: expected an integer from 0 to 1000000000 (jobs, 0 for no limit), got -1'],

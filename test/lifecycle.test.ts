@@ -373,6 +373,19 @@ test('each job runs to done once with priorities, delays and retries mixed', asy
   }
 });
 
+/**
+ * Returns a function that moves the server clock to a given epoch time with ADVANCE_CLOCK.
+ * The server clock is this process's clock plus what ADVANCE_CLOCK added.
+ */
+function clockMover(client: LineClient): (target: number) => Promise<void> {
+  let offsetMs = 0;
+  return async (target) => {
+    const seconds = Math.ceil((target - Date.now() - offsetMs) / 1000);
+    assert.is(await client.request(`ADVANCE_CLOCK ${seconds}`), 'OK');
+    offsetMs += seconds * 1000;
+  };
+}
+
 /** Returns the last Sunday of a month (0-based) of a year, at 00:00 UTC. */
 function lastSunday(year: number, month: number): number {
   const last = new Date(Date.UTC(year, month + 1, 0));
@@ -381,13 +394,7 @@ function lastSunday(year: number, month: number): number {
 
 withServer('CRON_TZ follows daylight saving', { shards: 1 }, async (server) => {
   const client = await LineClient.login(server.port);
-  // The server clock is this process's clock plus what ADVANCE_CLOCK added.
-  let offsetMs = 0;
-  const advanceTo = async (target: number): Promise<void> => {
-    const seconds = Math.ceil((target - Date.now() - offsetMs) / 1000);
-    assert.is(await client.request(`ADVANCE_CLOCK ${seconds}`), 'OK');
-    offsetMs += seconds * 1000;
-  };
+  const advanceTo = clockMover(client);
   const jobs = async (): Promise<number> => (await client.json<Job[]>('LIST_JOBS tz')).length;
   const hour = 3_600_000;
   const minute = 60_000;
@@ -444,6 +451,27 @@ withServer(
     assert.equal(await show(plain), [0, 5, 120]);
     assert.equal(await show(urgent), [9, 2, 120]);
     assert.equal(await show(chosen), [9, 7, 120]);
+    client.close();
+  },
+);
+
+withServer(
+  'a queue time zone applies to its recurrent jobs',
+  { shards: 1, groups: [{ slug: 'group1', queues: { paris: { time_zone: 'Europe/Paris' } } }, { slug: 'group2' }, { slug: 'group3' }] },
+  async (server) => {
+    const client = await LineClient.login(server.port);
+    const advanceTo = clockMover(client);
+    const count = async (queue: string): Promise<number> => (await client.json<Job[]>(`LIST_JOBS ${queue}`)).length;
+    assert.match(await client.request("RECURRENT_JOB paris t '30 2 * * *'"), /^OK#/);
+    assert.match(await client.request("RECURRENT_JOB utc t '30 2 * * *'"), /^OK#/);
+    // 15 January of next year: 02:30 in Paris is 01:30 UTC.
+    const day = Date.UTC(new Date().getUTCFullYear() + 1, 0, 15);
+    await advanceTo(day);
+    const [paris, utc] = [await count('paris'), await count('utc')];
+    await advanceTo(day + 91 * 60_000);
+    assert.equal([await count('paris'), await count('utc')], [paris + 1, utc]);
+    await advanceTo(day + 151 * 60_000);
+    assert.equal([await count('paris'), await count('utc')], [paris + 1, utc + 1]);
     client.close();
   },
 );

@@ -16,6 +16,8 @@ export interface JobDefaults {
   retry_delay?: number;
   retry_max_delay?: number;
   lease?: number;
+  /** IANA time zone of recurrent jobs whose expression has no CRON_TZ prefix. */
+  time_zone?: string;
 }
 
 export interface GroupConfig {

@@ -1,4 +1,5 @@
 import os from 'node:os';
+import { isTimeZone } from '../shards/cron';
 import { Backoff, BACKOFF_KINDS, Config, Durability, DURABILITY_MODES, GroupConfig, JobDefaults, LOG_LEVELS, LogLevel, UserConfig } from './types';
 
 const MIB = 1024 * 1024;
@@ -293,6 +294,14 @@ function validateJobDefaults(raw: unknown, where: string, problems: string[]): J
   }
   const checked: JobDefaults = {};
   for (const [key, value] of Object.entries(raw as Record<string, unknown>)) {
+    if (key === 'time_zone') {
+      if (typeof value !== 'string' || !isTimeZone(value)) {
+        problems.push(`${where}.time_zone: expected an IANA time zone such as Europe/Paris, got ${describe(value)}`);
+        return null;
+      }
+      checked.time_zone = value;
+      continue;
+    }
     if (key === 'backoff') {
       if (typeof value !== 'string' || !(BACKOFF_KINDS as readonly string[]).includes(value)) {
         problems.push(`${where}.backoff: expected one of ${BACKOFF_KINDS.join(', ')}, got ${describe(value)}`);
@@ -303,7 +312,7 @@ function validateJobDefaults(raw: unknown, where: string, problems: string[]): J
     }
     const rule = Object.hasOwn(JOB_DEFAULT_KEYS, key) ? JOB_DEFAULT_KEYS[key] : undefined;
     if (rule === undefined) {
-      problems.push(`${where}.${key}: unknown key; the keys are ${[...Object.keys(JOB_DEFAULT_KEYS), 'backoff'].join(', ')}`);
+      problems.push(`${where}.${key}: unknown key; the keys are ${[...Object.keys(JOB_DEFAULT_KEYS), 'backoff', 'time_zone'].join(', ')}`);
       return null;
     }
     if (typeof value !== 'number' || !Number.isInteger(value) || value < rule.min || value > rule.max) {

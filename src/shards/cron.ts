@@ -71,7 +71,7 @@ const DESCRIPTORS: Record<string, string> = {
 };
 
 /** Returns true when the runtime supports an IANA time zone name such as Europe/Paris. */
-function isTimeZone(name: string): boolean {
+export function isTimeZone(name: string): boolean {
   try {
     new Intl.DateTimeFormat('en', { timeZone: name });
     return true;
@@ -83,14 +83,15 @@ function isTimeZone(name: string): boolean {
 /**
  * Parses a cron expression in robfig/cron v3's standard syntax: five fields (minute, hour,
  * day of month, month, day of week), a descriptor such as `@hourly`, or `@every <duration>`.
- * Times are UTC, or the time zone of a `CRON_TZ=Area/City ` (or `TZ=`) prefix. At a
+ * Times are in `timeZone` (UTC by default), or in the zone of a `CRON_TZ=Area/City ` (or
+ * `TZ=`) prefix. At a
  * daylight-saving change a run in the skipped hour runs at the first time after it, and a
  * run in the repeated hour runs once. Intervals under one second run every second, as
  * robfig/cron does.
  */
-export function parseSchedule(expression: string): Schedule {
+export function parseSchedule(expression: string, timeZone = 'UTC'): Schedule {
   let trimmed = expression.trim();
-  let timezone = 'UTC';
+  let timezone = timeZone;
   const prefix = /^(?:CRON_TZ|TZ)=(\S+)\s+/.exec(trimmed);
   if (prefix !== null) {
     if (!isTimeZone(prefix[1])) {

@@ -134,6 +134,10 @@ export interface GroupSettings {
   maxPendingJobs: number;
   defaults?: PolicyOptions;
   queues?: Record<string, PolicyOptions>;
+  /** Time zone of the group's recurrent jobs without a CRON_TZ prefix. */
+  timeZone?: string;
+  /** The same for single queues, by queue slug. */
+  queueTimeZones?: Record<string, string>;
 }
 
 /** The part of the config a shard needs. */

@@ -382,7 +382,14 @@ export class Group {
     private readonly queuePolicies: ReadonlyMap<string, Policies> = new Map(),
     /** Most unfinished jobs the group may keep; 0 for no limit. */
     readonly maxPendingJobs = 0,
+    /** Time zones of recurrent jobs: '' for the group's queues by default, or a queue slug. */
+    private readonly timeZones: ReadonlyMap<string, string> = new Map(),
   ) {}
+
+  /** Returns the time zone of a queue's recurrent jobs without a CRON_TZ prefix. */
+  timeZoneFor(queue: string): string {
+    return this.timeZones.get(queue) ?? this.timeZones.get('') ?? 'UTC';
+  }
 
   /** Returns the policies of the jobs of a queue. */
   policiesFor(queue: string): Policies {

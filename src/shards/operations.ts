@@ -128,7 +128,7 @@ function recurrentJob(shard: Shard, request: Request): string {
   const [, , , groupSlug, slug, type, expression, createdAt] = request as [Op, number, number, string, string, string, string, number];
   let schedule;
   try {
-    schedule = parseSchedule(expression);
+    schedule = parseSchedule(expression, shard.group(groupSlug).timeZoneFor(slug));
   } catch (error) {
     if (error instanceof CronError) throw new ProtocolError(ErrorCode.INVALID_CRON, error.message);
     throw error;

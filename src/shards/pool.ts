@@ -169,8 +169,12 @@ export class ShardPool {
     for (const group of this.config.groups) {
       if (!groups.includes(group.slug)) continue;
       const queues = group.queues === undefined ? undefined : Object.fromEntries(Object.entries(group.queues).map(([slug, values]) => [slug, policyOptions(values)]));
+      const queueTimeZones: Record<string, string> = {};
+      for (const [slug, values] of Object.entries(group.queues ?? {})) if (values.time_zone !== undefined) queueTimeZones[slug] = values.time_zone;
       groupSettings[group.slug] = {
         maxPendingJobs: group.max_pending_jobs ?? 0,
+        ...(group.defaults?.time_zone === undefined ? {} : { timeZone: group.defaults.time_zone }),
+        queueTimeZones,
         ...(group.defaults === undefined ? {} : { defaults: policyOptions(group.defaults) }),
         ...(queues === undefined ? {} : { queues }),
       };

@@ -116,7 +116,9 @@ export class Shard implements ShardContext {
     const base = settings.defaults === undefined ? this.policies : new Policies(this.policies.resolve(settings.defaults));
     const queues = new Map<string, Policies>();
     for (const [queue, options] of Object.entries(settings.queues ?? {})) queues.set(queue, new Policies(base.resolve(options)));
-    return new Group(slug, base, queues, settings.maxPendingJobs);
+    const zones = new Map<string, string>(Object.entries(settings.queueTimeZones ?? {}));
+    if (settings.timeZone !== undefined) zones.set('', settings.timeZone);
+    return new Group(slug, base, queues, settings.maxPendingJobs, zones);
   }
 
   /**
@@ -180,7 +182,7 @@ export class Shard implements ShardContext {
    */
   private restoreRecurrent(group: Group, [id, slug, type, expression, lastRun]: RecurrentRecord): void {
     const queue = getOrCreateQueue(group, slug, 0);
-    const entry: RecurrentEntry = { id, queue, type, expression, schedule: parseSchedule(expression), lastRun, version: 0, deleted: false, timer: null };
+    const entry: RecurrentEntry = { id, queue, type, expression, schedule: parseSchedule(expression, group.timeZoneFor(slug)), lastRun, version: 0, deleted: false, timer: null };
     queue.recurrent.set(type, entry);
     group.recurrent.set(id, entry);
     group.nextEntryId = Math.max(group.nextEntryId, id + 1);
