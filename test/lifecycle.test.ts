@@ -165,6 +165,8 @@ withServer('bad options name the option and its range', {}, async (server) => {
     ['{"constructor":1}', 'unknown option "constructor"; the options are priority, delay, run_at, max_attempts, retry_delay, retry_max_delay, lease, unique_for, backoff, unique_key'],
     ['{"unique_key":""}', 'option unique_key must be a string of 1 to 256 characters, got ""'],
     ['{"unique_for":60}', 'option unique_for needs a unique_key'],
+    ['{"priority":1e400}', 'option priority must be an integer from -2147483648 to 2147483647 (higher runs first), got Infinity'],
+    [`{"unique_key":"${'😀'.repeat(257)}"}`, `option unique_key must be a string of 1 to 256 characters, got "${'😀'.repeat(39)}`],
     ['{"delay":1,"run_at":2}', 'give either delay or run_at, not both'],
     ['[1]', 'options must be a JSON object such as {"priority":5,"delay":30}, got [1]'],
     ['nope', 'options must be a JSON object such as {"priority":5,"delay":30}, got "nope"'],
@@ -268,15 +270,18 @@ withServer('max_pending_jobs refuses a flood', { shards: 1, max_pending_jobs: 3,
   const ids = [];
   for (let index = 0; index < 3; index++) ids.push(await publishWith(publisher, 'full', String(index), {}));
   const full = await publisher.request('PUBLISH full t 4');
-  assert.is(full, 'Err: queue-full;queue full keeps 3 unfinished jobs, its max_pending_jobs; retry once workers finish some');
+  assert.is(full, 'Err: queue-full;queue full keeps 3 unfinished jobs, and its max_pending_jobs is 3; retry once workers finish some');
   // The group limit counts every queue of the group.
   await publishWith(publisher, 'side', '5', {});
   await publishWith(publisher, 'side', '6', {});
-  assert.match(await publisher.request('PUBLISH side t 7'), 'Err: queue-full;group group1 keeps 5 unfinished jobs');
-  // A finished job makes room.
+  assert.match(await publisher.request('PUBLISH side t 7'), 'Err: queue-full;group group1 keeps 5 unfinished jobs, and its max_pending_jobs is 5');
+  // A finished job makes room; a dead job does not count until it is retried.
   assert.is(await publisher.request(`UPDATE_JOB ${ids[0]} done`), 'OK');
-  assert.match(await publisher.request('PUBLISH full t 8'), /^OK#/);
-  assert.equal((await publisher.json<Job[]>('LIST_JOBS full')).length, 4);
+  const doomed = await publishWith(publisher, 'full', '8', { max_attempts: 1 });
+  assert.is(await publisher.request(`UPDATE_JOB ${doomed} errored`), 'OK');
+  assert.match(await publisher.request('PUBLISH full t 9'), /^OK#/);
+  assert.match(await publisher.request(`RETRY_JOB ${doomed}`), /^Err: queue-full;queue full keeps 3 unfinished jobs/);
+  assert.equal((await publisher.json<Job[]>('LIST_JOBS full')).length, 5);
   publisher.close();
 });
 

@@ -37,8 +37,11 @@ function invalid(detail: string): ProtocolError {
   return new ProtocolError(ErrorCode.INVALID_ARGUMENT, detail);
 }
 
+/** Returns a value as the error message shows it: its JSON, cut to 40 characters. */
 function shown(value: unknown): string {
-  return (JSON.stringify(value) ?? String(value)).slice(0, 40);
+  // JSON shows an infinite number, such as 1e400 once parsed, as null.
+  const text = typeof value === 'number' && !Number.isFinite(value) ? String(value) : (JSON.stringify(value) ?? String(value));
+  return Array.from(text).slice(0, 40).join('');
 }
 
 /**
@@ -66,7 +69,7 @@ export function parseJobOptions(text: string): JobOptions {
       continue;
     }
     if (name === 'unique_key') {
-      if (typeof value !== 'string' || value.length === 0 || value.length > MAX_UNIQUE_KEY) {
+      if (typeof value !== 'string' || value.length === 0 || Array.from(value).length > MAX_UNIQUE_KEY) {
         throw invalid(`option unique_key must be a string of 1 to ${MAX_UNIQUE_KEY} characters, got ${shown(value)}`);
       }
       options.uniqueKey = value;

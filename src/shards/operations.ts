@@ -296,11 +296,11 @@ function uniqueTwin(shard: Shard, queue: Queue, key: string): Job | undefined {
 export function checkRoom(shard: Shard, queue: Queue): void {
   const perQueue = shard.settings.maxPendingJobs;
   if (perQueue > 0 && queue.unfinished >= perQueue) {
-    throw new ProtocolError(ErrorCode.QUEUE_FULL, `queue ${queue.slug} keeps ${queue.unfinished} unfinished jobs, its max_pending_jobs; retry once workers finish some`);
+    throw new ProtocolError(ErrorCode.QUEUE_FULL, `queue ${queue.slug} keeps ${queue.unfinished} unfinished jobs, and its max_pending_jobs is ${perQueue}; retry once workers finish some`);
   }
   const group = queue.group;
   if (group.maxPendingJobs > 0 && group.unfinished >= group.maxPendingJobs) {
-    throw new ProtocolError(ErrorCode.QUEUE_FULL, `group ${group.slug} keeps ${group.unfinished} unfinished jobs, its max_pending_jobs; retry once workers finish some`);
+    throw new ProtocolError(ErrorCode.QUEUE_FULL, `group ${group.slug} keeps ${group.unfinished} unfinished jobs, and its max_pending_jobs is ${group.maxPendingJobs}; retry once workers finish some`);
   }
 }
 
@@ -425,6 +425,8 @@ export const OPERATIONS: Record<number, Operation> = {
     if (job.state !== 'dead' && job.state !== 'errored' && job.state !== 'scheduled') {
       throw new ProtocolError(ErrorCode.WRONG_STATE, `job ${job.id} is ${job.state}; RETRY_JOB takes dead, errored or scheduled jobs`);
     }
+    // A dead job counts again among the unfinished jobs once it is retried.
+    if (job.state === 'dead') checkRoom(shard, job.queue);
     retryJob(shard, job);
     return Reply.OK;
   },
