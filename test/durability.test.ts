@@ -7,7 +7,8 @@ import path from 'node:path';
 import { open } from 'lmdb';
 import { groupDirectory } from '../src/storage/lmdb-store';
 import { runCli } from './helpers/process';
-import { BASE_CONFIG, startServer, tempDir, TestServer, writeConfig } from './helpers/server';
+import { spawn } from 'node:child_process';
+import { BASE_CONFIG, CLI, startServer, tempDir, TestServer, writeConfig } from './helpers/server';
 
 const MODES = ['os', 'fsync'] as const;
 
@@ -139,6 +140,24 @@ test('a second server on one data_dir is refused', async () => {
   await second.exited;
   const third = await durableServer(dataDir, 'os');
   assert.is(await third.stop(), 0);
+});
+
+test('a refused server exits although its stdout reader is gone', async () => {
+  const dataDir = tempDir();
+  const first = await durableServer(dataDir, 'os');
+  try {
+    const config = writeConfig({ ...BASE_CONFIG, durability: 'os', data_dir: dataDir });
+    const second = spawn(process.execPath, [CLI, '--config', config], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const exited = new Promise<number | null>((resolve) => second.once('exit', (code) => resolve(code)));
+    // The reader goes away after the first line, as `| head -1` does.
+    second.stdout.once('data', () => second.stdout.destroy());
+    const timer = setTimeout(() => second.kill('SIGKILL'), 10_000);
+    const code = await exited;
+    clearTimeout(timer);
+    assert.is(code, 1, 'the refused server exits with 1 instead of hanging');
+  } finally {
+    assert.is(await first.stop(), 0);
+  }
 });
 
 test('a job taken while waiting for a retry comes back pending', async () => {
