@@ -44,7 +44,7 @@ async function measureDiskBound(server: JobatatorServer, options: BenchOptions, 
       lane,
       prefill: options.diskPending,
       total: options.diskJobs,
-      // A job a worker holds stays stored until the server has run its UPDATE_JOB.
+      // A job pushed to a worker stays stored until the server has run its UPDATE_JOB.
       maxUndelivered: options.diskPending - options.connections * options.prefetch,
       connections: options.connections,
       prefetch: options.prefetch,

@@ -12,7 +12,7 @@ export interface MachineInfo {
   cores: number;
   memoryGiB: number;
   kernel: string;
-  /** Where Jobatator's data_dirs and bench/setup's peer data are, with the file system and device of each. */
+  /** Locations of Jobatator's data_dirs and bench/setup's peer data, with the file system and device of each. */
   dataFileSystems?: string;
   node: string;
   versions: Record<string, string>;

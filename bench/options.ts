@@ -215,8 +215,8 @@ export function parseOptions(argv: string[], defaultOutput: string): BenchOption
 }
 
 /**
- * Rejects a disk-bound window that the workers' unfinished jobs would fill: a job a worker
- * holds stays stored until the server has run its UPDATE_JOB, so the publishers keep at most
+ * Rejects a disk-bound window that the workers' unfinished jobs would fill: a job pushed to a
+ * worker stays stored until the server has run its UPDATE_JOB, so the publishers keep at most
  * `--disk-pending` minus connections x prefetch jobs undelivered.
  */
 function checkDiskPending(options: BenchOptions): void {

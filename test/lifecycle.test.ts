@@ -522,8 +522,8 @@ test('scheduled and dead jobs survive a restart', async () => {
   server = await startServer(config);
   try {
     const client = await LineClient.login(server.port);
-    const kept = await jobOf(client, 'kept', later);
-    assert.equal([kept.State, kept.RunAt, kept.Priority], ['scheduled', before.RunAt, 3]);
+    const scheduled = await jobOf(client, 'kept', later);
+    assert.equal([scheduled.State, scheduled.RunAt, scheduled.Priority], ['scheduled', before.RunAt, 3]);
     const dead = await jobOf(client, 'kept', doomed);
     assert.equal([dead.State, dead.Attempts], ['dead', 1]);
     // A job whose time passed while the server was down runs right after the start.

@@ -43,9 +43,9 @@ test('a failing store answers storage-unavailable and recovers', async () => {
   const first = await publish(publisher, 'faults', '{"n":1}');
   const second = await publish(publisher, 'faults', '{"n":2}');
   const pushes = [await nextPush(worker), await nextPush(leaver)];
-  const held = pushes[0].ID;
+  const workerJob = pushes[0].ID;
   const left = pushes[1].ID;
-  assert.equal(new Set([held, left]), new Set([first, second]));
+  assert.equal(new Set([workerJob, left]), new Set([first, second]));
 
   assert.is(await publisher.request('DEBUG storage-fault on'), 'OK');
   // The first publish fails at its commit; the job is taken back before any worker receives it.
@@ -54,7 +54,7 @@ test('a failing store answers storage-unavailable and recovers', async () => {
   assert.match(failed, 'nothing was changed');
   // Later changes are refused before they are made; reads still work.
   assert.is(errorCode(await publisher.request('PUBLISH faults t {"n":4}')), 'Err: storage-unavailable');
-  assert.is(errorCode(await worker.request(`UPDATE_JOB ${held} done`)), 'Err: storage-unavailable');
+  assert.is(errorCode(await worker.request(`UPDATE_JOB ${workerJob} done`)), 'Err: storage-unavailable');
   assert.equal((await publisher.json<Job[]>('LIST_JOBS faults')).map((job) => job.ID), [first, second]);
   // A holder that leaves while the store fails: its job goes to the other worker, and the
   // attempt it counted is stored once the store works.
@@ -64,7 +64,7 @@ test('a failing store answers storage-unavailable and recovers', async () => {
 
   assert.is(await publisher.request('DEBUG storage-fault off'), 'OK');
   const third = await publishOnceStored(publisher, 'faults', '{"n":5}');
-  assert.is(await worker.request(`UPDATE_JOB ${held} done`), 'OK');
+  assert.is(await worker.request(`UPDATE_JOB ${workerJob} done`), 'OK');
   // The worker never gets a job that was taken back.
   assert.is((await nextPush(worker)).ID, third);
   const failures = logEntries(server).filter((entry) => String(entry.msg).startsWith('the store failed'));
@@ -80,8 +80,8 @@ test('a failing store answers storage-unavailable and recovers', async () => {
     assert.equal(
       jobs.map((job) => [job.ID, job.State, job.Attempts]),
       [
-        [first, first === held ? 'done' : 'pending', first === held ? 0 : 1],
-        [second, second === held ? 'done' : 'pending', second === held ? 0 : 1],
+        [first, first === workerJob ? 'done' : 'pending', first === workerJob ? 0 : 1],
+        [second, second === workerJob ? 'done' : 'pending', second === workerJob ? 0 : 1],
         [third, 'pending', 0],
       ],
     );
@@ -118,8 +118,8 @@ test('the fault switch acts between two commits', async () => {
   // Writes of one batch are all stored or all refused, whatever the switch does inside it.
   client.write('PUBLISH seam t a\nDEBUG storage-fault on\nPUBLISH seam t b\n');
   const replies = [await client.next(), await client.next(), await client.next()];
-  const refused = errorCode(await client.request('PUBLISH seam t c'));
-  assert.is(refused, 'Err: storage-unavailable');
+  const rejection = errorCode(await client.request('PUBLISH seam t c'));
+  assert.is(rejection, 'Err: storage-unavailable');
   server.process.kill('SIGKILL');
   await server.exited;
   client.close();
@@ -134,7 +134,7 @@ test('the fault switch acts between two commits', async () => {
   }
 });
 
-test('storage-fault is refused without a store and with a bad argument', async () => {
+test('storage-fault rejects memory mode and bad arguments', async () => {
   const server = await startServer({ durability: 'memory' });
   try {
     const client = await LineClient.login(server.port);
@@ -171,20 +171,20 @@ test('a full disk answers storage-unavailable and loses no acknowledged job', as
     const client = await LineClient.login(server.port);
     const acknowledged: string[] = [];
     const payload = `"${'x'.repeat(1000)}"`;
-    let refused = 0;
+    let rejections = 0;
     // Pipelined publishes until the free space falls under the reserve; bounded by the size of the tmpfs.
-    for (let round = 0; round < 100 && refused === 0; round++) {
+    for (let round = 0; round < 100 && rejections === 0; round++) {
       client.write(`PUBLISH full t ${payload}\n`.repeat(50));
       for (let index = 0; index < 50; index++) {
         const reply = await client.next();
         if (reply.startsWith('OK#')) acknowledged.push(reply.slice(3));
         else {
           assert.is(errorCode(reply), 'Err: storage-unavailable', reply);
-          refused++;
+          rejections++;
         }
       }
     }
-    assert.ok(refused > 0, `the disk never filled after ${acknowledged.length} jobs`);
+    assert.ok(rejections > 0, `the disk never filled after ${acknowledged.length} jobs`);
     // The disk stays full for a while: publishes keep failing and the server keeps serving.
     client.write(`PUBLISH full t ${payload}\n`.repeat(200));
     for (let index = 0; index < 200; index++) assert.is(errorCode(await client.next()), 'Err: storage-unavailable');

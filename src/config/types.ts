@@ -66,7 +66,7 @@ export interface Config {
   job_timeout: number;
   /** Seconds an errored job waits before it is pushed again: the base of the backoff. */
   retry_delay: number;
-  /** Longest wait of an exponential backoff, in seconds. */
+  /** Maximum wait of an exponential backoff, in seconds. */
   retry_max_delay: number;
   /** `exponential` doubles the wait at each attempt, with jitter; `fixed` waits retry_delay. */
   backoff: Backoff;

@@ -2,7 +2,7 @@ import { BACKOFF_KINDS } from '../config/types';
 import type { JobOptions } from '../shards/messages';
 import { ErrorCode, ProtocolError } from './errors';
 
-/** Longest delay, lease or retry wait a job may ask for: one year, in seconds. */
+/** Maximum delay, lease or retry wait of a job: one year, in seconds. */
 const MAX_SECONDS = 31_536_000;
 const INT32_MIN = -2_147_483_648;
 const INT32_MAX = 2_147_483_647;
@@ -30,7 +30,7 @@ const NUMBER_OPTIONS: Record<string, NumberRule> = {
 };
 
 const KNOWN_OPTIONS = [...Object.keys(NUMBER_OPTIONS), 'backoff', 'unique_key'];
-/** Longest unique_key, in characters. */
+/** Maximum length of a unique_key, in characters. */
 const MAX_UNIQUE_KEY = 256;
 
 function invalid(detail: string): ProtocolError {

@@ -360,7 +360,7 @@ export function removeJob(ctx: ShardContext, job: Job, requester = 0): void {
 }
 
 /**
- * Removes a job whose push never left the shard: its holder forgets it without a release,
+ * Removes a job whose push never left the shard. Its holder drops it without a release,
  * since the main thread never learnt of the push.
  */
 export function dropUnseenJob(ctx: ShardContext, job: Job): void {

@@ -82,7 +82,7 @@ export const enum Op {
 }
 
 /**
- * What the main thread knows of one connection, for a restarted shard:
+ * State the main thread keeps of one connection, for a restarted shard:
  * `[id, username, address, subscriptions as [group, queue] pairs, held jobs as
  * [group, jobId] pairs, ids of revoked jobs not yet reported on, output paused, waiting
  * for credit, prefetch set by PREFETCH or 0]`.
@@ -129,7 +129,7 @@ export interface ShardInit {
   settings: ShardSettings;
 }
 
-/** What a group's config sets for its jobs; times in milliseconds. */
+/** Settings a group's config gives its jobs, with times in milliseconds. */
 export interface GroupSettings {
   maxPendingJobs: number;
   defaults?: PolicyOptions;

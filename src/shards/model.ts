@@ -7,7 +7,7 @@ import type { Policies } from './policy';
 export type JobState = 'scheduled' | 'pending' | 'in-progress' | 'errored' | 'done' | 'dead' | 'removed';
 
 /**
- * How a job is delivered and retried. Jobs published without options share the server's
+ * Delivery and retry rules of a job. Jobs published without options share the server's
  * policy, and jobs with the same options share one object, so a job carries one reference.
  */
 export interface JobPolicy {
@@ -18,7 +18,7 @@ export interface JobPolicy {
   backoff: 'exponential' | 'fixed';
   /** Wait after the first failure, and the base of an exponential backoff. */
   retryDelayMs: number;
-  /** Longest wait of an exponential backoff. */
+  /** Maximum wait of an exponential backoff. */
   retryMaxDelayMs: number;
   /** Time a worker may hold the job without a report. */
   leaseMs: number;

@@ -123,7 +123,7 @@ export class Shard implements ShardContext {
 
   /**
    * Rebuilds the jobs of every group from the store, in publish order.
-   * NOTE: 1,000,000 stored jobs take 6 to 8 s to load, over the 5 s goal; a profile puts a
+   * NOTE: 1,000,000 stored jobs take 6 to 8 s to load, over the 5 s goal. A profile puts a
    * third in garbage collection and a quarter in creating jobs and indexing them by id.
    */
   private loadJobs(store: LmdbStore): void {
@@ -230,7 +230,7 @@ export class Shard implements ShardContext {
   }
 
   /**
-   * A message's changes were not stored: its replies to changes become storage-unavailable
+   * Handles a message whose changes were not stored: its replies to changes become storage-unavailable
    * and the jobs its requests published are taken back, so no client gets OK for a change
    * that a restart would lose. Other changes stay in memory and are written again once the
    * store works.
@@ -250,7 +250,7 @@ export class Shard implements ShardContext {
       if (typeof output[2] !== 'string' || output[2].startsWith('Err: ')) return;
       const request = message.writeRequests[index];
       output[2] = request[0] === Op.Publish ? notMade : keptInMemory;
-      // A final report took effect in memory: the reporter no longer holds the job, so
+      // A final report took effect in memory, so the job is no longer the reporter's and
       // the main thread must free its prefetch slot even though the reply is an error.
       if (request[0] === Op.UpdateJob) message.outputs.push([Out.Release, request[2], request[4] as string, false]);
     });

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { open, RootDatabase } from 'lmdb';
+import { Key, open, RootDatabase } from 'lmdb';
 import { Job, JobState, Queue, RecurrentEntry } from '../shards/model';
 import type { PolicyRecord } from '../shards/policy';
 import type { JobStore } from './store';
@@ -95,11 +95,11 @@ export class LmdbStore implements JobStore {
       let database: RootDatabase;
       try {
         fs.mkdirSync(directory, { recursive: true });
-        // TODO: lmdb-js flushes every commit in the background (overlappingSync), which keeps
-        // the store whole after a machine crash but paces commits by the disk's flush time:
-        // os mode moved 0.30x of memory's jobs end to end against a goal of 0.75x. noSync
-        // reached 0.56x but may corrupt the store on a machine crash; next to try are fewer,
-        // larger commits and replies that wait only for the write, not the flush.
+        // TODO: lmdb-js flushes every commit in the background (overlappingSync). That keeps
+        // the store whole after a machine crash, but it paces commits by the disk's flush
+        // time, so os mode moved 0.30x of memory's jobs end to end against a goal of 0.75x.
+        // noSync reached 0.56x but may corrupt the store on a machine crash. Next to try are
+        // fewer, larger commits, and replies that wait only for the write, not the flush.
         database = open({ path: directory, compression: false });
       } catch (error) {
         throw new StoreOpenError(`cannot open the store of group ${slug} in ${directory}: ${(error as Error).message}; check data_dir and the limit on open files (about 3 per group)`);
@@ -153,7 +153,6 @@ export class LmdbStore implements JobStore {
   jobChanged(group: string, job: Job): void {
     if (job.state === 'removed') return;
     if (this.skip(job)) return;
-    const database = this.database(group);
     // A restart makes a job in progress pending again, so it is stored as pending.
     const state = job.state === 'in-progress' ? 'pending' : job.state;
     const record: JobRecord = [
@@ -171,14 +170,24 @@ export class LmdbStore implements JobStore {
       job.history?.uniqueKey ?? '',
       job.history?.uniqueUntil ?? 0,
     ];
-    void database.put([JOB_KEY, job.seq], record);
-    this.written.add(database);
+    this.put(group, [JOB_KEY, job.seq], record);
   }
 
   jobRemoved(group: string, job: Job): void {
     if (this.skip(job)) return;
+    this.remove(group, [JOB_KEY, job.seq]);
+  }
+
+  /** Queues a write for the next commit; lmdb's own thread makes it. */
+  private put(group: string, key: Key, value: unknown): void {
     const database = this.database(group);
-    void database.remove([JOB_KEY, job.seq]);
+    void database.put(key, value);
+    this.written.add(database);
+  }
+
+  private remove(group: string, key: Key): void {
+    const database = this.database(group);
+    void database.remove(key);
     this.written.add(database);
   }
 
@@ -194,17 +203,13 @@ export class LmdbStore implements JobStore {
   recurrentChanged(group: string, entry: RecurrentEntry): void {
     if (entry.deleted) return;
     if (this.skip(entry)) return;
-    const database = this.database(group);
     const record: RecurrentRecord = [entry.id, entry.queue.slug, entry.type, entry.expression, entry.lastRun];
-    void database.put([RECURRENT_KEY, entry.id], record);
-    this.written.add(database);
+    this.put(group, [RECURRENT_KEY, entry.id], record);
   }
 
   recurrentRemoved(group: string, entry: RecurrentEntry): void {
     if (this.skip(entry)) return;
-    const database = this.database(group);
-    void database.remove([RECURRENT_KEY, entry.id]);
-    this.written.add(database);
+    this.remove(group, [RECURRENT_KEY, entry.id]);
   }
 
   /** Returns the slugs of the group's paused queues. */
@@ -214,10 +219,8 @@ export class LmdbStore implements JobStore {
 
   queueChanged(group: string, queue: Queue): void {
     if (this.skip(queue)) return;
-    const database = this.database(group);
     const paused = [...queue.group.queues.values()].filter((candidate) => candidate.paused).map((candidate) => candidate.slug);
-    void database.put(PAUSED_KEY, paused);
-    this.written.add(database);
+    this.put(group, PAUSED_KEY, paused);
   }
 
   commit(): Promise<void> | null {
