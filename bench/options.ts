@@ -2,7 +2,7 @@ import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { BROKER_NAMES, BrokerName } from './brokers';
 
-export const WORKLOAD_NAMES = ['publish', 'end-to-end', 'latency', 'memory', 'isolation', 'scaling', 'durability', 'startup', 'disk-bound'] as const;
+export const WORKLOAD_NAMES = ['publish', 'end-to-end', 'latency', 'memory', 'isolation', 'scaling', 'durability', 'startup', 'disk-bound', 'retry-churn'] as const;
 export type WorkloadName = (typeof WORKLOAD_NAMES)[number];
 
 export interface BenchOptions {
@@ -30,6 +30,10 @@ export interface BenchOptions {
   diskJobs: number;
   /** Maximum jobs stored at once in the disk-bound workload, and the stored jobs of its baseline. */
   diskPending: number;
+  /** Jobs that fail and are retried throughout the retry-churn workload. */
+  churnJobs: number;
+  /** Duration of the retry-churn workload's single run per broker, in seconds. */
+  churnSeconds: number;
   /** Time the memory workload waits after the last confirmation before it reads RSS. */
   memorySettleMs: number;
   /** Jobatator's shard threads in every workload but isolation and scaling. */
@@ -54,7 +58,8 @@ results page. Peers (every broker but jobatator and ceiling) need bench/setup fi
   --workloads LIST        comma-separated, from: ${WORKLOAD_NAMES.join(', ')} (all)
   --brokers LIST          comma-separated, from: ${BROKER_NAMES.join(', ')} (all);
                           the ceiling takes part in publish only, beanstalkd-fsync in
-                          durability only, and startup and disk-bound run Jobatator only
+                          durability only, retry-churn runs Jobatator and beanstalkd-binlog,
+                          and startup and disk-bound run Jobatator only
   --runs N                measured runs per figure; figures are their median (3)
   --no-warmup             skip the untimed run at a tenth of the size before the measured runs
   --publish-jobs N        jobs of the publish workload (200000)
@@ -77,6 +82,10 @@ results page. Peers (every broker but jobatator and ceiling) need bench/setup fi
                           (1000000)
   --disk-pending N        maximum jobs stored at once in the disk-bound workload, and the
                           stored jobs of its baseline size (1000)
+  --churn-jobs N          jobs that fail and are retried throughout the retry-churn
+                          workload (1000)
+  --churn-seconds N       duration of the retry-churn workload, whose figures come from
+                          one run per broker whatever --runs says (600)
   --shards N              Jobatator's shards elsewhere (CPU count - 1, at least 1)
   --prefetch N            unfinished jobs each worker holds, on every broker (16)
   --connections N         publisher connections, and worker connections (4)
@@ -155,6 +164,8 @@ export function parseOptions(argv: string[], defaultOutput: string): BenchOption
       'startup-jobs': { type: 'string' },
       'disk-jobs': { type: 'string' },
       'disk-pending': { type: 'string' },
+      'churn-jobs': { type: 'string' },
+      'churn-seconds': { type: 'string' },
       shards: { type: 'string' },
       prefetch: { type: 'string' },
       connections: { type: 'string' },
@@ -174,8 +185,8 @@ export function parseOptions(argv: string[], defaultOutput: string): BenchOption
   const smoke = values.smoke === true;
   // The smoke preset: small enough for the test suite, large enough to cross every code path.
   const defaults = smoke
-    ? { runs: '1', publish: '400', endToEnd: '400', latencyRate: '1000', latencySeconds: '0.3', memory: '400', isolationRate: '1000', isolationSeconds: '0.3', probe: '400', scaling: '400', scalingShards: '1,2', durability: '400', startup: '400', disk: '2000', diskPending: '100', brokers: 'jobatator,ceiling' }
-    : { runs: '3', publish: '200000', endToEnd: '100000', latencyRate: '2000', latencySeconds: '20', memory: '1000000', isolationRate: '500', isolationSeconds: '20', probe: '50000', scaling: '100000', scalingShards: '1,2,4', durability: '50000', startup: '1000000', disk: '1000000', diskPending: '1000', brokers: BROKER_NAMES.join(',') };
+    ? { runs: '1', publish: '400', endToEnd: '400', latencyRate: '1000', latencySeconds: '0.3', memory: '400', isolationRate: '1000', isolationSeconds: '0.3', probe: '400', scaling: '400', scalingShards: '1,2', durability: '400', startup: '400', disk: '2000', diskPending: '100', churnJobs: '100', churnSeconds: '2', brokers: 'jobatator,ceiling' }
+    : { runs: '3', publish: '200000', endToEnd: '100000', latencyRate: '2000', latencySeconds: '20', memory: '1000000', isolationRate: '500', isolationSeconds: '20', probe: '50000', scaling: '100000', scalingShards: '1,2,4', durability: '50000', startup: '1000000', disk: '1000000', diskPending: '1000', churnJobs: '1000', churnSeconds: '600', brokers: BROKER_NAMES.join(',') };
   const output = values.output ?? (smoke ? null : defaultOutput);
   const options: BenchOptions = {
     workloads: list('workloads', values.workloads ?? WORKLOAD_NAMES.join(','), WORKLOAD_NAMES),
@@ -197,6 +208,8 @@ export function parseOptions(argv: string[], defaultOutput: string): BenchOption
     startupJobs: integer('startup-jobs', values['startup-jobs'] ?? defaults.startup, 1),
     diskJobs: integer('disk-jobs', values['disk-jobs'] ?? defaults.disk, 1),
     diskPending: integer('disk-pending', values['disk-pending'] ?? defaults.diskPending, 1),
+    churnJobs: integer('churn-jobs', values['churn-jobs'] ?? defaults.churnJobs, 1),
+    churnSeconds: positiveNumber('churn-seconds', values['churn-seconds'] ?? defaults.churnSeconds),
     memorySettleMs: smoke ? 100 : 1000,
     shards: integer('shards', values.shards ?? String(Math.max(1, os.availableParallelism() - 1)), 1, MAX_SHARDS),
     prefetch: integer('prefetch', values.prefetch ?? '16', 1),

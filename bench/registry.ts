@@ -2,6 +2,7 @@
 import { diskBoundWorkload } from './disk-bound';
 import { durabilityWorkload } from './durability';
 import { WorkloadName } from './options';
+import { retryChurnWorkload } from './retry-churn';
 import { startupWorkload } from './startup';
 import { endToEndWorkload, isolationWorkload, latencyWorkload, memoryWorkload, publishWorkload, scalingWorkload, WorkloadContext } from './workloads';
 
@@ -15,4 +16,5 @@ export const WORKLOADS: Record<WorkloadName, (context: WorkloadContext) => Promi
   durability: durabilityWorkload,
   startup: startupWorkload,
   'disk-bound': diskBoundWorkload,
+  'retry-churn': retryChurnWorkload,
 };

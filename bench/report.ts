@@ -61,6 +61,8 @@ interface Table {
   ratioMode: 'jobatator' | 'first-row';
   ratios: RatioColumn[];
   targets?: (options: BenchOptions) => Target[];
+  /** Runs per broker when the workload ignores --runs. */
+  runs?: number;
 }
 
 const integer = (value: number): string => (Number.isFinite(value) ? Math.round(value).toLocaleString('en-US') : 'n/a');
@@ -271,6 +273,57 @@ export const TABLES: Record<WorkloadName, Table> = {
         bound: { text: 'at most 3x', met: (value) => value <= 3 },
       },
     ],
+  },
+  'retry-churn': {
+    title: 'Retry churn',
+    describe: (o) =>
+      `Each broker starts from an empty store: Jobatator with \`durability: os\`, beanstalkd with a binlog. It stores ${integer(o.churnJobs)} jobs, and one job that fails once ` +
+      'and stays failed (Jobatator: `max_attempts: 1`, so it is dead; beanstalkd: buried). ' +
+      `Then ${o.connections} workers, holding up to ${o.prefetch} jobs each, fail every job they get for ${integer(o.churnSeconds)} s: ` +
+      '`UPDATE_JOB <id> errored` with `retry_delay: 0` and no attempt limit, or `release <id> 0 0`. ' +
+      'The data directory (blocks allocated, as `du` counts them) and the resident memory are sampled at every tenth of the run, at most every 30 s. ' +
+      'The baseline is the size once the jobs are stored, before the workers start; the trend divides the last sample by the first. ' +
+      'Lost counts churned jobs missing after the workers closed; parked kept is 1 when the failed job is still there. One run per broker.',
+    columns: [
+      { key: 'jobs_per_s', label: 'failures/s', format: integer },
+      { key: 'cpu_us_per_job', label: 'broker CPU µs/failure', format: micros },
+      { key: 'baseline_kib', label: 'baseline KiB', format: integer },
+      { key: 'max_kib', label: 'max KiB', format: integer },
+      { key: 'size_ratio', label: 'max ÷ baseline', format: decimal(2) },
+      { key: 'size_trend_ratio', label: 'size last ÷ first sample', format: decimal(2) },
+      { key: 'rss_baseline_mib', label: 'RSS baseline MiB', format: decimal(1) },
+      { key: 'rss_max_mib', label: 'RSS max MiB', format: decimal(1) },
+      { key: 'rss_trend_ratio', label: 'RSS last ÷ first sample', format: decimal(2) },
+      { key: 'lost', label: 'lost', format: integer },
+      { key: 'parked_kept', label: 'parked kept', format: integer },
+    ],
+    ratioMode: 'jobatator',
+    ratios: [{ key: 'jobs_per_s', label: 'Jobatator ÷ row, failures/s' }],
+    runs: 1,
+    targets: () => {
+      const durable = { broker: 'jobatator', variant: 'os' } as const;
+      return [
+        {
+          label: 'Jobatator data_dir, largest sample ÷ baseline',
+          value: (rows) => medianOf(rows, durable, 'size_ratio'),
+          format: ratio,
+          bound: { text: 'at most 4x', met: (value) => value <= 4 },
+        },
+        {
+          // NOTE: 1.25x is one reading of "stays bounded": no growth beyond sampling noise once the churn runs.
+          label: 'Jobatator data_dir, last ÷ first sample',
+          value: (rows) => medianOf(rows, durable, 'size_trend_ratio'),
+          format: ratio,
+          bound: { text: 'at most 1.25x', met: (value) => value <= 1.25 },
+        },
+        {
+          label: 'Jobatator RSS, last ÷ first sample',
+          value: (rows) => medianOf(rows, durable, 'rss_trend_ratio'),
+          format: ratio,
+          bound: { text: 'at most 1.25x', met: (value) => value <= 1.25 },
+        },
+      ];
+    },
   },
 };
 

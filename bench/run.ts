@@ -24,7 +24,7 @@ function progressLine(record: RunRecord, runs: number): string {
     .map((column) => `${column.label} ${column.format(record.figures[column.key])}`)
     .join(', ');
   const error = record.error === undefined ? '' : `${figures === '' ? '' : '; '}FAILED: ${record.error}`;
-  return `[${record.workload}] ${name} run ${record.run}/${runs}: ${figures}${error}`;
+  return `[${record.workload}] ${name} run ${record.run}/${table.runs ?? runs}: ${figures}${error}`;
 }
 
 /** Options that choose where results go; the page leaves them out of the command it shows. */

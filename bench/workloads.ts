@@ -94,6 +94,7 @@ export function brokersFor(workload: WorkloadName, options: BenchOptions): Broke
   return options.brokers.filter((name) => {
     if (workload === 'isolation' || workload === 'scaling' || workload === 'startup' || workload === 'disk-bound') return name === 'jobatator';
     if (workload === 'durability') return name === 'jobatator' || DURABLE_PEERS.includes(name);
+    if (workload === 'retry-churn') return name === 'jobatator' || name === 'beanstalkd-binlog';
     if (name === 'ceiling') return workload === 'publish';
     return name !== 'beanstalkd-fsync';
   });

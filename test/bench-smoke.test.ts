@@ -108,8 +108,16 @@ test('bench smoke mode runs every workload against Jobatator', async () => {
     assert.ok(diskBound.size_ratio > 0);
     assert.is(diskBound.duplicates, 0);
 
+    const churn = find(results, 'retry-churn', 'jobatator', 'os').figures;
+    assert.ok(churn.jobs_per_s > 0);
+    assert.ok(churn.baseline_kib > 0);
+    assert.ok(churn.size_ratio > 0);
+    assert.ok(churn.rss_trend_ratio > 0);
+    assert.is(churn.lost, 0);
+    assert.is(churn.parked_kept, 1);
+
     const page = fs.readFileSync(path.join(dir, 'RESULTS.md'), 'utf8');
-    for (const heading of ['## Machine', '## Publish', '## End to end', '## Latency', '## Memory', '## Isolation', '## Scaling', '## Durability', '## Start-up', '## Disk bound']) {
+    for (const heading of ['## Machine', '## Publish', '## End to end', '## Latency', '## Memory', '## Isolation', '## Scaling', '## Durability', '## Start-up', '## Disk bound', '## Retry churn']) {
       assert.ok(page.includes(heading), `RESULTS.md lacks "${heading}"`);
     }
     assert.ok(page.includes('![Throughput and p99 latency per broker](results.svg)'));

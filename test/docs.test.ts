@@ -32,6 +32,11 @@ docs('PROTOCOL.md documents every command', ({ protocol }) => {
   }
 });
 
+docs('PROTOCOL.md shows the command list that HELP replies', ({ protocol }) => {
+  const listed = JSON.stringify(COMMANDS.filter((command) => command.listed).map((command) => command.name));
+  assert.ok(protocol.includes(`\n${listed}\n`), `docs/PROTOCOL.md lacks the HELP reply ${listed}`);
+});
+
 docs('README documents every config key', ({ readme }) => {
   for (const key of Object.keys(defaultConfig())) {
     assert.ok(readme.includes(`\`${key}\``), `config key \`${key}\` is missing from README.md`);
