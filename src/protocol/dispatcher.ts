@@ -38,6 +38,16 @@ const FINAL_REPORTS = new Set(['done', 'errored']);
 const LISTINGS = new Set(['LIST_JOBS', 'LIST_QUEUES']);
 
 /**
+ * Returns true when the client's next commands must wait for this one's reply. A listing
+ * waits, so that one client has at most one large reply in flight. So do the commands whose
+ * reply changes what later commands read: whether the connection is a worker, and the jobs
+ * it holds.
+ */
+function waitsForReply(name: string, args: string[]): boolean {
+  return LISTINGS.has(name) || name === 'SUBSCRIBE' || (name === 'UPDATE_JOB' && args[1] === 'in-progress');
+}
+
+/**
  * Runs parsed commands: looks the name up, applies the checks in the original order
  * (unknown command, authentication, group, argument count), then runs the command on the
  * main thread or sends it to the shard of its group. Replies keep request order.
@@ -130,9 +140,8 @@ export class Dispatcher {
   }
 
   /**
-   * Sends a command to its group's shard. Returns a Promise for listings: a connection runs
-   * its next command only after a listing's reply, so one client has at most one reply of
-   * up to max_reply_bytes in flight.
+   * Sends a command to its group's shard. Returns a Promise when the connection's next
+   * command must wait for this one's reply (see waitsForReply).
    */
   private sendToShard(client: Client, command: CommandSpec, group: string, args: string[]): Promise<void> | undefined {
     const session = client.session;
@@ -192,7 +201,7 @@ export class Dispatcher {
     session.shards.add(shardIndex);
     const slot = client.output.reserve();
     let answered: (() => void) | undefined;
-    const barrier = LISTINGS.has(name) ? new Promise<void>((resolve) => (answered = resolve)) : undefined;
+    const barrier = waitsForReply(name, args) ? new Promise<void>((resolve) => (answered = resolve)) : undefined;
     this.ctx.shards.request(group, op, client.id, requestArgs, (value) => {
       const text = typeof value === 'string' ? value : errorReply(ErrorCode.INTERNAL_ERROR, 'unexpected shard reply');
       onReply?.(text);

@@ -24,6 +24,7 @@ export const ErrorCode = {
   JOB_HELD: 'job-held',
   JOB_FINISHED: 'job-finished',
   WRONG_STATE: 'wrong-state',
+  USER_LOCKED: 'user-locked',
   QUEUE_FULL: 'queue-full',
   INVALID_ARGUMENT: 'invalid-argument',
   INVALID_SYNTAX: 'invalid-syntax',

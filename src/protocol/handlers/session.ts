@@ -36,6 +36,15 @@ function auth(ctx: ServerContext, client: Client, [username, password]: string[]
       loginFailures.record(ctx.logger, { connection: client.id, address: client.address, username });
       return errorReply(ErrorCode.INVALID_CREDENTIALS);
     }
+    const previous = session.user;
+    if (previous !== null && previous.username !== user.username && (session.isWorker || session.held.size > 0 || session.revoked.size > 0)) {
+      // Subscriptions and held jobs belong to the user who made them, and a shard cannot
+      // drop them without racing the pushes already on their way.
+      return errorReply(
+        ErrorCode.USER_LOCKED,
+        `this connection subscribed or holds jobs as ${previous.username}, so it stays logged in as ${previous.username}; log in as ${user.username} on a new connection`,
+      );
+    }
     session.user = user;
     // A new login must not keep a group the new user may not use.
     if (session.group !== null && !session.mayUse(session.group)) session.group = null;
