@@ -144,6 +144,9 @@ function writeJobatatorConfig(settings: JobatatorSettings): string {
     web_port: -1,
     log_level: 'info',
     job_timeout: 0,
+    // The default, written out because the delays workload needs delayed jobs held back: IGNORE
+    // would publish them as pending.
+    delay_policy: '',
     prefetch: settings.prefetch,
     shards: settings.shards,
     durability: settings.durability ?? 'memory',

@@ -5,10 +5,11 @@
  * time out of the broker's.
  */
 import { loadAdapter } from './adapters';
-import { BrokerAdapter, PublisherClient, WorkerClient } from './adapters/types';
+import { BrokerAdapter, DelayedPublisher, PublisherClient, WorkerClient } from './adapters/types';
+import { delayFor } from './delay-spread';
 import { ChildMessage, ParentMessage, PublisherLane, PublishersResult, PublishersSpec, WorkersResult, WorkersSpec } from './messages';
 import { makePayload, nowMicros } from './payload';
-import { summarizeLatency } from './stats';
+import { countLateness, summarizeLatency } from './stats';
 
 /** Interval of the pacing timer for publishers with a fixed rate. */
 const PACING_INTERVAL_MS = 1;
@@ -64,11 +65,19 @@ function runLane(client: PublisherClient, lane: PublisherLane, inflight: number,
       sendDue();
     };
     // Each payload carries the time its request is written, so latency runs from publish
-    // to delivery and the pacing timer's own lateness is not charged to the broker.
+    // to delivery and the pacing timer's own lateness is not charged to the broker. A
+    // delayed job's payload carries its due time instead: that time plus its delay.
     const sendOne = (): void => {
       const index = lane.firstIndex + sent;
       sent++;
-      client.publish(makePayload(index, nowMicros()), onDone);
+      if (lane.delays === undefined) {
+        client.publish(makePayload(index, nowMicros()), onDone);
+        return;
+      }
+      // runPublishers has checked that every client of a lane with delays has `delayed`.
+      const delayed = client.delayed as DelayedPublisher;
+      const delayMs = delayFor(index, lane.delays, delayed.stepMs);
+      delayed.publish(makePayload(index, nowMicros() + delayMs * 1000), delayMs, onDone);
     };
     const sendDue = (): void => {
       if (lane.rate === 0) {
@@ -93,6 +102,9 @@ function runLane(client: PublisherClient, lane: PublisherLane, inflight: number,
 
 async function runPublishers(adapter: BrokerAdapter, spec: PublishersSpec): Promise<void> {
   const clients = await Promise.all(spec.lanes.map((lane) => adapter.openPublisher(spec.endpoint, lane)));
+  if (spec.lanes.some((lane) => lane.delays !== undefined) && clients.some((client) => client.delayed === undefined)) {
+    throw new Error(`the ${spec.adapter} adapter cannot publish delayed jobs; leave this broker out of workloads with delays`);
+  }
   await send({ type: 'ready' });
   await nextMessage('start');
   const cpuStart = process.cpuUsage();
@@ -132,6 +144,7 @@ async function runWorkers(adapter: BrokerAdapter, spec: WorkersSpec): Promise<vo
     firstAt: 0,
     lastAt: 0,
     latency: null,
+    lateness: null,
     errors: 0,
     firstError: null,
     timedOut: false,
@@ -177,7 +190,11 @@ async function runWorkers(adapter: BrokerAdapter, spec: WorkersSpec): Promise<vo
   clearTimeout(timer);
   result.cpuMicros = cpuMicrosSince(cpuStart);
   if (Number.isFinite(expected)) result.lost = Math.max(0, expected - result.delivered);
-  if (samples !== null) result.latency = summarizeLatency(samples.subarray(0, result.delivered));
+  if (samples !== null) {
+    const delivered = samples.subarray(0, result.delivered);
+    result.latency = summarizeLatency(delivered);
+    if (spec.lateness !== undefined) result.lateness = countLateness(delivered, spec.lateness.onTimeMicros, spec.lateness.earlyMicros);
+  }
   await Promise.all(clients.map((client) => client.close()));
   await send({ type: 'result', result });
 }

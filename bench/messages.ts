@@ -1,6 +1,6 @@
 /** Specs and results exchanged over IPC between the harness and its load generator processes. */
 import { AdapterName, Endpoint, Lane } from './adapters/types';
-import { LatencySummary } from './stats';
+import { LatenessCounts, LatencySummary } from './stats';
 
 export interface PublisherLane extends Lane {
   /** Jobs this connection publishes. */
@@ -9,6 +9,22 @@ export interface PublisherLane extends Lane {
   firstIndex: number;
   /** Jobs per second this connection publishes at; 0 publishes as fast as the window allows. */
   rate: number;
+  /** Range of the delays this connection gives its jobs, or absent for jobs due at once. */
+  delays?: DelayRange;
+}
+
+/** Delays in milliseconds, spread over the jobs of a run as `delayFor` in delay-spread.ts picks them. */
+export interface DelayRange {
+  minMs: number;
+  maxMs: number;
+}
+
+/** Bounds that sort delayed jobs by the time of their delivery against the time they were due. */
+export interface LatenessBounds {
+  /** A job delivered at most this long after its due time is on time. */
+  onTimeMicros: number;
+  /** A job delivered more than this long before its due time is early. */
+  earlyMicros: number;
 }
 
 export interface PublishersSpec {
@@ -32,8 +48,13 @@ export interface WorkersSpec {
   prefetch: number;
   /** Number of job indices in the run (0 to totalJobs - 1), which sizes the delivery counters. */
   totalJobs: number;
-  /** Records publish-to-delivery latency for every job. */
+  /**
+   * Records, for every job, the delivery time minus the time in its payload: the publish
+   * time, or the due time of a delayed job, whose lateness it then is.
+   */
   latency: boolean;
+  /** Counts on-time and early jobs among the recorded latencies; needs `latency`. */
+  lateness?: LatenessBounds;
   timeoutMs: number;
 }
 
@@ -64,6 +85,8 @@ export interface WorkersResult {
   firstAt: number;
   lastAt: number;
   latency: LatencySummary | null;
+  /** Set when the spec has `lateness`. */
+  lateness: LatenessCounts | null;
   errors: number;
   firstError: string | null;
   timedOut: boolean;

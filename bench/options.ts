@@ -2,7 +2,7 @@ import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { BROKER_NAMES, BrokerName } from './brokers';
 
-export const WORKLOAD_NAMES = ['publish', 'end-to-end', 'latency', 'memory', 'isolation', 'scaling', 'durability', 'startup', 'disk-bound', 'retry-churn'] as const;
+export const WORKLOAD_NAMES = ['publish', 'end-to-end', 'latency', 'memory', 'isolation', 'scaling', 'durability', 'startup', 'disk-bound', 'retry-churn', 'delays'] as const;
 export type WorkloadName = (typeof WORKLOAD_NAMES)[number];
 
 export interface BenchOptions {
@@ -34,6 +34,12 @@ export interface BenchOptions {
   churnJobs: number;
   /** Duration of the retry-churn workload's single run per broker, in seconds. */
   churnSeconds: number;
+  /** Delayed jobs of each run of the delays workload. */
+  delayJobs: number;
+  /** Jobs/s of the end-to-end load that runs beside the delayed jobs. */
+  delayLoadRate: number;
+  /** Shortest and longest delay of the delays workload, in seconds. */
+  delaySeconds: { min: number; max: number };
   /** Time the memory workload waits after the last confirmation before it reads RSS. */
   memorySettleMs: number;
   /** Jobatator's shard threads in every workload but isolation and scaling. */
@@ -59,7 +65,8 @@ results page. Peers (every broker but jobatator and ceiling) need bench/setup fi
   --brokers LIST          comma-separated, from: ${BROKER_NAMES.join(', ')} (all);
                           the ceiling takes part in publish only, beanstalkd-fsync in
                           durability only, retry-churn runs Jobatator and beanstalkd-binlog,
-                          and startup and disk-bound run Jobatator only
+                          startup and disk-bound run Jobatator only, and delays runs every
+                          broker but rabbitmq
   --runs N                measured runs per figure; figures are their median (3)
   --no-warmup             skip the untimed run at a tenth of the size before the measured runs
   --publish-jobs N        jobs of the publish workload (200000)
@@ -86,6 +93,14 @@ results page. Peers (every broker but jobatator and ceiling) need bench/setup fi
                           workload (1000)
   --churn-seconds N       duration of the retry-churn workload, whose figures come from
                           one run per broker whatever --runs says (600)
+  --delay-jobs N          delayed jobs of each run of the delays workload (2000)
+  --delay-load-rate N     jobs/s of the end-to-end load on another queue of the same group
+                          while the delayed jobs wait and arrive (2000)
+  --delay-seconds MIN,MAX shortest and longest delay of the delays workload, in seconds
+                          (2,10; 0.2,0.6 with --smoke). The delayed jobs are published at an
+                          even pace over the first MIN seconds. beanstalkd takes whole
+                          seconds, so its delays are rounded to them (at least 1). rabbitmq
+                          takes no part because it has no per-message delay without a plugin
   --shards N              Jobatator's shards elsewhere (CPU count - 1, at least 1)
   --prefetch N            unfinished jobs each worker holds, on every broker (16)
   --connections N         publisher connections, and worker connections (4)
@@ -119,6 +134,16 @@ function positiveNumber(name: string, text: string): number {
   const value = Number(text);
   if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name} must be a number above 0, got "${text}"`);
   return value;
+}
+
+/** Parses `--delay-seconds MIN,MAX`: two numbers above 0, MIN at most MAX. */
+function delayRange(text: string): { min: number; max: number } {
+  const parts = text.split(',').map((part) => part.trim());
+  if (parts.length !== 2) throw new Error(`--delay-seconds must be two numbers MIN,MAX such as 2,10, got "${text}"`);
+  const min = positiveNumber('delay-seconds', parts[0]);
+  const max = positiveNumber('delay-seconds', parts[1]);
+  if (min > max) throw new Error(`--delay-seconds must give the shorter delay first, got "${text}"`);
+  return { min, max };
 }
 
 /** Returns the flood rate option; without it, smoke mode floods at a fixed 2,000 jobs/s and a real run measures. */
@@ -166,6 +191,9 @@ export function parseOptions(argv: string[], defaultOutput: string): BenchOption
       'disk-pending': { type: 'string' },
       'churn-jobs': { type: 'string' },
       'churn-seconds': { type: 'string' },
+      'delay-jobs': { type: 'string' },
+      'delay-load-rate': { type: 'string' },
+      'delay-seconds': { type: 'string' },
       shards: { type: 'string' },
       prefetch: { type: 'string' },
       connections: { type: 'string' },
@@ -185,8 +213,8 @@ export function parseOptions(argv: string[], defaultOutput: string): BenchOption
   const smoke = values.smoke === true;
   // The smoke preset: small enough for the test suite, large enough to cross every code path.
   const defaults = smoke
-    ? { runs: '1', publish: '400', endToEnd: '400', latencyRate: '1000', latencySeconds: '0.3', memory: '400', isolationRate: '1000', isolationSeconds: '0.3', probe: '400', scaling: '400', scalingShards: '1,2', durability: '400', startup: '400', disk: '2000', diskPending: '100', churnJobs: '100', churnSeconds: '2', brokers: 'jobatator,ceiling' }
-    : { runs: '3', publish: '200000', endToEnd: '100000', latencyRate: '2000', latencySeconds: '20', memory: '1000000', isolationRate: '500', isolationSeconds: '20', probe: '50000', scaling: '100000', scalingShards: '1,2,4', durability: '50000', startup: '1000000', disk: '1000000', diskPending: '1000', churnJobs: '1000', churnSeconds: '600', brokers: BROKER_NAMES.join(',') };
+    ? { runs: '1', publish: '400', endToEnd: '400', latencyRate: '1000', latencySeconds: '0.3', memory: '400', isolationRate: '1000', isolationSeconds: '0.3', probe: '400', scaling: '400', scalingShards: '1,2', durability: '400', startup: '400', disk: '2000', diskPending: '100', churnJobs: '100', churnSeconds: '2', delayJobs: '200', delayLoadRate: '1000', delaySeconds: '0.2,0.6', brokers: 'jobatator,ceiling' }
+    : { runs: '3', publish: '200000', endToEnd: '100000', latencyRate: '2000', latencySeconds: '20', memory: '1000000', isolationRate: '500', isolationSeconds: '20', probe: '50000', scaling: '100000', scalingShards: '1,2,4', durability: '50000', startup: '1000000', disk: '1000000', diskPending: '1000', churnJobs: '1000', churnSeconds: '600', delayJobs: '2000', delayLoadRate: '2000', delaySeconds: '2,10', brokers: BROKER_NAMES.join(',') };
   const output = values.output ?? (smoke ? null : defaultOutput);
   const options: BenchOptions = {
     workloads: list('workloads', values.workloads ?? WORKLOAD_NAMES.join(','), WORKLOAD_NAMES),
@@ -210,6 +238,9 @@ export function parseOptions(argv: string[], defaultOutput: string): BenchOption
     diskPending: integer('disk-pending', values['disk-pending'] ?? defaults.diskPending, 1),
     churnJobs: integer('churn-jobs', values['churn-jobs'] ?? defaults.churnJobs, 1),
     churnSeconds: positiveNumber('churn-seconds', values['churn-seconds'] ?? defaults.churnSeconds),
+    delayJobs: integer('delay-jobs', values['delay-jobs'] ?? defaults.delayJobs, 1),
+    delayLoadRate: integer('delay-load-rate', values['delay-load-rate'] ?? defaults.delayLoadRate, 1),
+    delaySeconds: delayRange(values['delay-seconds'] ?? defaults.delaySeconds),
     memorySettleMs: smoke ? 100 : 1000,
     shards: integer('shards', values.shards ?? String(Math.max(1, os.availableParallelism() - 1)), 1, MAX_SHARDS),
     prefetch: integer('prefetch', values.prefetch ?? '16', 1),

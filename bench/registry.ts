@@ -1,4 +1,5 @@
 /** The function that runs each workload, by the name --workloads uses. */
+import { delaysWorkload } from './delays';
 import { diskBoundWorkload } from './disk-bound';
 import { durabilityWorkload } from './durability';
 import { WorkloadName } from './options';
@@ -17,4 +18,5 @@ export const WORKLOADS: Record<WorkloadName, (context: WorkloadContext) => Promi
   startup: startupWorkload,
   'disk-bound': diskBoundWorkload,
   'retry-churn': retryChurnWorkload,
+  delays: delaysWorkload,
 };

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { BrokerName } from './brokers';
 import { ChartPanel, renderChart } from './chart';
+import { EARLY_TOLERANCE_MS, LATE_LIMIT_MS, LOAD_LEAD_MS, ON_TIME_MS } from './delays';
 import { MachineInfo } from './machine';
 import { BenchOptions, WORKLOAD_NAMES, WorkloadName } from './options';
 import { PAYLOAD_BYTES } from './payload';
@@ -325,6 +326,66 @@ export const TABLES: Record<WorkloadName, Table> = {
       ];
     },
   },
+  delays: {
+    title: 'Delayed jobs under load',
+    describe: (o) =>
+      `${integer(o.delayJobs)} jobs published with delays from ${o.delaySeconds.min} to ${o.delaySeconds.max} s, at an even pace over the first ${o.delaySeconds.min} s, ` +
+      `to one worker that holds up to ${o.prefetch} jobs and finishes each at once. Meanwhile ${integer(o.delayLoadRate)} jobs/s run end to end on another queue of the same group ` +
+      `(in Jobatator, the same shard thread) with ${o.connections} publishers and ${o.connections} workers. The load starts ${Math.min(LOAD_LEAD_MS / 1000, o.delaySeconds.min)} s before the first delayed job and lasts until a second after the last one is due. ` +
+      'Lateness is the time the worker reads a job minus its due time, which is the time its publish was written plus its delay, on one monotonic clock. ' +
+      'Jobatator and beanstalkd count a delay from the moment they handle the publish, so their lateness includes the time the request takes to reach them. BullMQ counts it from the time its client creates the job. ' +
+      'beanstalkd takes delays in whole seconds, so its delays are rounded to whole seconds and its due times computed from those. ' +
+      'RabbitMQ takes no part because it has no per-message delay without a plugin. ' +
+      `Within ${ON_TIME_MS} ms counts the jobs delivered at most ${ON_TIME_MS} ms late, and not early, as a share of the jobs published. ` +
+      `Early counts the jobs delivered more than ${EARLY_TOLERANCE_MS} ms before their due time. The margin allows for brokers that start a delay from a clock in whole milliseconds. ` +
+      'Earliest ms is the smallest lateness, negative for a job delivered before its due time. ' +
+      `Lost counts the jobs not delivered within about ${LATE_LIMIT_MS / 1000} s after the last due time. ` +
+      'Load jobs/s delivered divides the jobs of the load by the time from its first publish to its last delivery, so a broker that falls behind the load gets less than the offered rate. ' +
+      'The load latency columns give the publish-to-delivery latency of the load in the same run: the time a job with no delay takes through the broker.',
+    columns: [
+      { key: 'p50_ms', label: 'lateness p50 ms', format: ms },
+      { key: 'p99_ms', label: 'lateness p99 ms', format: ms },
+      { key: 'max_ms', label: 'lateness max ms', format: ms },
+      { key: 'min_ms', label: 'earliest ms', format: ms },
+      { key: 'on_time_pct', label: `within ${ON_TIME_MS} ms %`, format: decimal(1) },
+      { key: 'early', label: 'early', format: integer },
+      { key: 'lost', label: 'lost', format: integer },
+      { key: 'duplicates', label: 'duplicates', format: integer },
+      { key: 'load_jobs_per_s', label: 'load jobs/s delivered', format: integer },
+      { key: 'load_p50_ms', label: 'load latency p50 ms', format: ms },
+      { key: 'load_p99_ms', label: 'load latency p99 ms', format: ms },
+      CPU,
+      OTHER_LOAD,
+    ],
+    ratioMode: 'jobatator',
+    ratios: [
+      { key: 'p99_ms', label: 'Jobatator ÷ row, lateness p99' },
+      { key: 'max_ms', label: 'Jobatator ÷ row, lateness max' },
+    ],
+    targets: () => {
+      const jobatator = { broker: 'jobatator', variant: '' } as const;
+      return [
+        {
+          label: 'Jobatator lateness p99, ms',
+          value: (rows) => medianOf(rows, jobatator, 'p99_ms'),
+          format: ms,
+          bound: { text: `at most ${ON_TIME_MS}`, met: (value) => value <= ON_TIME_MS },
+        },
+        {
+          label: `Jobatator jobs delivered more than ${EARLY_TOLERANCE_MS} ms early, highest of the runs`,
+          value: (rows) => maxOf(rows, jobatator, 'early'),
+          format: integer,
+          bound: { text: '0', met: (value) => value === 0 },
+        },
+        {
+          label: 'Jobatator delayed jobs lost or duplicated, highest of the runs',
+          value: (rows) => sumOf(maxOf(rows, jobatator, 'lost'), maxOf(rows, jobatator, 'duplicates')),
+          format: integer,
+          bound: { text: '0', met: (value) => value === 0 },
+        },
+      ];
+    },
+  },
 };
 
 /** A broker, and a setting of it, that names one row. */
@@ -336,6 +397,15 @@ interface RowRef {
 /** Returns a row's median of a figure, or undefined when the row or the figure is missing. */
 function medianOf(rows: Row[], ref: RowRef, key: string): number | undefined {
   return rows.find((row) => row.broker === ref.broker && row.variant === ref.variant)?.figures[key]?.median;
+}
+
+/** Returns a row's highest value of a figure over its runs, or undefined when the row or the figure is missing. */
+function maxOf(rows: Row[], ref: RowRef, key: string): number | undefined {
+  return rows.find((row) => row.broker === ref.broker && row.variant === ref.variant)?.figures[key]?.max;
+}
+
+function sumOf(first: number | undefined, second: number | undefined): number | undefined {
+  return first === undefined || second === undefined ? undefined : first + second;
 }
 
 /** Builds a target on the ratio of two rows' medians; without `min` it is listed for comparison only. */

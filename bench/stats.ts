@@ -41,3 +41,26 @@ export function summarizeLatency(samples: Float64Array): LatencySummary {
     max: sorted.length > 0 ? sorted[sorted.length - 1] : Number.NaN,
   };
 }
+
+/** Delayed jobs sorted by their delivery time against their due time. */
+export interface LatenessCounts {
+  /** Jobs delivered from `earlyMicros` before their due time to `onTimeMicros` after it. */
+  onTime: number;
+  /** Jobs delivered more than `earlyMicros` before their due time. */
+  early: number;
+  /** The smallest lateness in microseconds, negative when a job was delivered before its due time. */
+  min: number;
+}
+
+/** Counts the on-time and early jobs among lateness samples in microseconds. */
+export function countLateness(samples: Float64Array, onTimeMicros: number, earlyMicros: number): LatenessCounts {
+  let onTime = 0;
+  let early = 0;
+  let min = Number.POSITIVE_INFINITY;
+  for (const lateness of samples) {
+    if (lateness < -earlyMicros) early++;
+    else if (lateness <= onTimeMicros) onTime++;
+    min = Math.min(min, lateness);
+  }
+  return { onTime, early, min: samples.length > 0 ? min : Number.NaN };
+}

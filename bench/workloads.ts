@@ -85,10 +85,14 @@ export const BENCH_GROUP = 'bench';
 /** Peers that store every job on disk before they confirm it, which the durability workload compares. */
 export const DURABLE_PEERS: BrokerName[] = ['beanstalkd-binlog', 'beanstalkd-fsync', 'rabbitmq'];
 
+/** Peers with no per-job delay: RabbitMQ needs a plugin for one, and bench/setup starts it without plugins. */
+export const PEERS_WITHOUT_DELAYS: BrokerName[] = ['rabbitmq'];
+
 /**
  * Returns the brokers of a workload in the order of --brokers. The ceiling takes part in
- * publish only, beanstalkd-fsync in durability only, and the startup and disk-bound
- * workloads measure Jobatator alone.
+ * publish only, beanstalkd-fsync in durability only, retry-churn measures Jobatator and
+ * beanstalkd-binlog, the startup and disk-bound workloads measure Jobatator alone, and the
+ * delays workload leaves out the peers without delays.
  */
 export function brokersFor(workload: WorkloadName, options: BenchOptions): BrokerName[] {
   return options.brokers.filter((name) => {
@@ -96,6 +100,7 @@ export function brokersFor(workload: WorkloadName, options: BenchOptions): Broke
     if (workload === 'durability') return name === 'jobatator' || DURABLE_PEERS.includes(name);
     if (workload === 'retry-churn') return name === 'jobatator' || name === 'beanstalkd-binlog';
     if (name === 'ceiling') return workload === 'publish';
+    if (workload === 'delays' && PEERS_WITHOUT_DELAYS.includes(name)) return false;
     return name !== 'beanstalkd-fsync';
   });
 }
@@ -121,13 +126,14 @@ export async function attempt(broker: BrokerInstance, body: RunOnce, warmup: boo
 
 /**
  * Runs a workload whose body is the same for every broker: warm-ups first, then run 1 on
- * every broker, run 2 on every broker, and so on.
+ * every broker, run 2 on every broker, and so on. Each run gets `laneCount` fresh queues
+ * of the benchmark group (one unless given).
  */
-async function acrossBrokers(
+export async function acrossBrokers(
   context: WorkloadContext,
   workload: WorkloadName,
   body: (broker: BrokerInstance, warmup: boolean, lanes: Lane[]) => Promise<{ figures: Figures; error?: string }>,
-  options: { warmup: boolean; freshBroker?: boolean } = { warmup: true },
+  options: { warmup: boolean; freshBroker?: boolean; laneCount?: number } = { warmup: true },
 ): Promise<void> {
   const names = brokersFor(workload, context.options);
   if (names.length === 0) return;
@@ -144,7 +150,7 @@ async function acrossBrokers(
     const pristine = new Set<BrokerInstance>(ownJobatator === null ? [] : [ownJobatator]);
     const runOnce = async (broker: BrokerInstance, warmup: boolean): Promise<{ figures: Figures; error?: string }> => {
       if (options.freshBroker && !pristine.delete(broker)) await broker.restart();
-      const lanes: Lane[] = [{ queue: freshQueue(workload), group: BENCH_GROUP }];
+      const lanes: Lane[] = Array.from({ length: options.laneCount ?? 1 }, () => ({ queue: freshQueue(workload), group: BENCH_GROUP }));
       return attempt(broker, (instance, isWarmup) => body(instance, isWarmup, lanes), warmup, lanes);
     };
     if (options.warmup && context.options.warmup) {

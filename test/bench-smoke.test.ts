@@ -116,8 +116,16 @@ test('bench smoke mode runs every workload against Jobatator', async () => {
     assert.is(churn.lost, 0);
     assert.is(churn.parked_kept, 1);
 
+    const delays = find(results, 'delays').figures;
+    assert.ok(delays.p50_ms >= 0);
+    assert.ok(delays.p99_ms >= delays.p50_ms);
+    assert.ok(Number.isFinite(delays.on_time_pct));
+    assert.is(delays.early, 0);
+    assert.is(delays.lost, 0);
+    assert.is(delays.duplicates, 0);
+
     const page = fs.readFileSync(path.join(dir, 'RESULTS.md'), 'utf8');
-    for (const heading of ['## Machine', '## Publish', '## End to end', '## Latency', '## Memory', '## Isolation', '## Scaling', '## Durability', '## Start-up', '## Disk bound', '## Retry churn']) {
+    for (const heading of ['## Machine', '## Publish', '## End to end', '## Latency', '## Memory', '## Isolation', '## Scaling', '## Durability', '## Start-up', '## Disk bound', '## Retry churn', '## Delayed jobs under load']) {
       assert.ok(page.includes(heading), `RESULTS.md lacks "${heading}"`);
     }
     assert.ok(page.includes('![Throughput and p99 latency per broker](results.svg)'));

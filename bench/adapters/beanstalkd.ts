@@ -6,7 +6,7 @@
  * broker. The protocol needs only a few commands:
  *
  *   use TUBE                  -> USING TUBE
- *   put PRI DELAY TTR BYTES   -> INSERTED ID        (the body follows on its own line)
+ *   put PRI DELAY TTR BYTES   -> INSERTED ID        (the body follows on its own line; DELAY in seconds)
  *   watch TUBE / ignore TUBE  -> WATCHING COUNT
  *   reserve                   -> RESERVED ID BYTES  (the body follows on its own line)
  *   delete ID                 -> DELETED
@@ -37,12 +37,24 @@ export const beanstalkdAdapter: BrokerAdapter = {
     socket.onFailure = (error) => {
       for (const done of callbacks.splice(0)) done(error);
     };
+    const put = (payload: string, delaySeconds: number, done: (error: Error | null) => void): void => {
+      callbacks.push(done);
+      // Payloads are ASCII, so their length in characters is their length in bytes.
+      const bytes = payload.length === PAYLOAD_BYTES ? PAYLOAD_BYTES : Buffer.byteLength(payload);
+      socket.send(`put 0 ${delaySeconds} ${TIME_TO_RUN_SECONDS} ${bytes}\r\n${payload}\r\n`);
+    };
     return {
-      publish(payload, done) {
-        callbacks.push(done);
-        // Payloads are ASCII, so their length in characters is their length in bytes.
-        const bytes = payload.length === PAYLOAD_BYTES ? PAYLOAD_BYTES : Buffer.byteLength(payload);
-        socket.send(`put 0 0 ${TIME_TO_RUN_SECONDS} ${bytes}\r\n${payload}\r\n`);
+      publish: (payload, done) => put(payload, 0, done),
+      delayed: {
+        // put takes its delay in whole seconds.
+        stepMs: 1000,
+        publish(payload, delayMs, done) {
+          if (!Number.isInteger(delayMs / 1000)) {
+            done(new Error(`invalid delay of ${delayMs} ms: beanstalkd takes whole seconds`));
+            return;
+          }
+          put(payload, delayMs / 1000, done);
+        },
       },
       close: () => socket.close(),
     };

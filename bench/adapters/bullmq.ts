@@ -24,14 +24,17 @@ export const bullmqAdapter: BrokerAdapter = {
       defaultJobOptions: { removeOnComplete: true, removeOnFail: true },
     });
     await queue.waitUntilReady();
+    const add = (payload: string, delayMs: number, done: (error: Error | null) => void): void => {
+      // BullMQ stores the data as JSON, so the stored job contains the same 100 bytes.
+      queue.add('load', JSON.parse(payload) as JobData, delayMs > 0 ? { delay: delayMs } : undefined).then(
+        () => done(null),
+        (error: Error) => done(error),
+      );
+    };
     return {
-      publish(payload, done) {
-        // BullMQ stores the data as JSON, so the stored job contains the same 100 bytes.
-        queue.add('load', JSON.parse(payload) as JobData).then(
-          () => done(null),
-          (error: Error) => done(error),
-        );
-      },
+      publish: (payload, done) => add(payload, 0, done),
+      // A worker moves a delayed job from Redis's delayed set to the waiting list once it is due.
+      delayed: { stepMs: 1, publish: add },
       close: () => queue.close(),
     };
   },

@@ -1,7 +1,8 @@
 /**
- * Jobatator over its line protocol: the server replies `OK#<id>` to `PUBLISH queue type payload`,
- * and a subscribed worker gets one `{"Job":{"ID":"<16 characters>",...}}` line per job and
- * finishes it with `UPDATE_JOB <id> done`, to which the server replies `OK`.
+ * Jobatator over its line protocol: the server replies `OK#<id>` to `PUBLISH queue type payload`
+ * and to `PUBLISH_JOB queue type payload {"delay":seconds}`, and a subscribed worker gets one
+ * `{"Job":{"ID":"<16 characters>",...}}` line per job and finishes it with
+ * `UPDATE_JOB <id> done`, to which the server replies `OK`.
  */
 import { LineSocket } from '../line-socket';
 import { readPayloadFields } from '../payload';
@@ -18,13 +19,16 @@ async function login(endpoint: Endpoint, lane: Lane): Promise<LineSocket> {
   return socket;
 }
 
-/** Sends pipelined PUBLISH requests and matches the replies to them in order. */
+/**
+ * Sends pipelined PUBLISH requests, and PUBLISH_JOB requests with a `delay` option for
+ * delayed jobs, and matches the replies to them in order.
+ */
 function pipelinedPublisher(socket: LineSocket, lane: Lane): PublisherClient {
   const callbacks: Array<(error: Error | null) => void> = [];
   socket.onLine((line) => {
     const done = callbacks.shift();
     if (done === undefined) return;
-    done(line.startsWith('OK#') ? null : new Error(`PUBLISH got the reply "${line.slice(0, 200)}"`));
+    done(line.startsWith('OK#') ? null : new Error(`publish request got the reply "${line.slice(0, 200)}"`));
   });
   socket.onFailure = (error) => {
     for (const done of callbacks.splice(0)) done(error);
@@ -33,6 +37,14 @@ function pipelinedPublisher(socket: LineSocket, lane: Lane): PublisherClient {
     publish(payload, done) {
       callbacks.push(done);
       socket.send(`PUBLISH ${lane.queue} load ${payload}\n`);
+    },
+    delayed: {
+      // The server takes `delay` in seconds with fractions and rounds it to whole milliseconds.
+      stepMs: 1,
+      publish(payload, delayMs, done) {
+        callbacks.push(done);
+        socket.send(`PUBLISH_JOB ${lane.queue} load ${payload} {"delay":${delayMs / 1000}}\n`);
+      },
     },
     close: () => socket.close(),
   };

@@ -24,7 +24,22 @@ export type DeliveryHandler = (index: number, sentMicros: number) => void;
 export interface PublisherClient {
   /** Publishes one job and calls `done` once the broker confirmed it, with an error if it rejected it. */
   publish(payload: string, done: (error: Error | null) => void): void;
+  /** Publishing with a per-job delay, absent for a broker that has none, such as RabbitMQ without a plugin. */
+  delayed?: DelayedPublisher;
   close(): Promise<void>;
+}
+
+/** A publisher of jobs that the broker keeps for a given time before it delivers them. */
+export interface DelayedPublisher {
+  /** Unit of the delays the broker takes, in milliseconds: 1000 for beanstalkd's whole seconds. */
+  stepMs: number;
+  /**
+   * Publishes one job to be delivered `delayMs` after its publish, and calls `done` as
+   * `publish` does. `delayMs` must be a whole multiple of `stepMs`. The broker counts the
+   * delay from its own reading of the clock: Jobatator and beanstalkd when they handle the
+   * request, BullMQ's client when it creates the job.
+   */
+  publish(payload: string, delayMs: number, done: (error: Error | null) => void): void;
 }
 
 export interface WorkerClient {
