@@ -156,7 +156,7 @@ export class JobatatorServer implements ServerContext, ConnectionHost {
   releaseHeld(client: Client, jobId: string): void {
     const session = client.session;
     session.revoked.delete(jobId);
-    if (!session.held.delete(jobId)) return;
+    if (!session.letGo(jobId)) return;
     if (session.awaitingCredit.size > 0 && session.held.size < (session.prefetch || this.config.prefetch)) {
       this.shards.notify(session.awaitingCredit, Op.Credit, client.id);
       session.awaitingCredit.clear();

@@ -626,8 +626,10 @@ commands('older-form worker reports without USE_GROUP', async ({ server }) => {
   const second = await publish(publisher, 'PUBLISH group1 cmd-old-worker t two');
   assert.is(parsePush(await worker.next()).ID, second);
   assert.is(await worker.request(`UPDATE_JOB ${second} done`), 'OK');
-  // A job this connection does not hold still needs a selected group.
-  assert.is(await worker.request(`UPDATE_JOB ${second} done`), 'Err: group-non-selected');
+  // A job this connection let go of lately is still found in its group.
+  assert.is(errorCode(await worker.request(`UPDATE_JOB ${second} done`)), 'Err: job-finished');
+  // A job this connection never held needs a selected group.
+  assert.is(await worker.request('UPDATE_JOB AAAAAAAAAAAAAAAA done'), 'Err: group-non-selected');
   publisher.close();
   worker.close();
 });

@@ -40,7 +40,6 @@ checks('bad job defaults of a group are rejected', async () => {
   const users = [{ username: 'alice', password: 'secret', groups: ['alpha'] }];
   const cases: Array<[Record<string, unknown>, string]> = [
     [{ defaults: { lease: 0 } }, 'groups[0].defaults.lease: expected an integer from 1 to 31536000 (seconds), got 0'],
-    [{ defaults: { colour: 1 } }, 'groups[0].defaults.colour: unknown key; the keys are priority, max_attempts, retry_delay, retry_max_delay, lease, backoff, time_zone'],
     [{ queues: { mail: { time_zone: 'Mars/Olympus' } } }, 'groups[0].queues.mail.time_zone: expected an IANA time zone such as Europe/Paris, got "Mars/Olympus"'],
     [{ queues: { mail: { backoff: 'linear' } } }, 'groups[0].queues.mail.backoff: expected one of exponential, fixed, got "linear"'],
     [{ queues: [1] }, 'groups[0].queues: expected a mapping of queue slugs to defaults, got [1]'],
@@ -50,6 +49,19 @@ checks('bad job defaults of a group are rejected', async () => {
     const stderr = await problems({ ...baseConfig(users), groups: [{ slug: 'alpha', ...group }] });
     assert.is(stderr, `  - ${message}\n`);
   }
+});
+
+checks('every problem of a group is listed at once', async () => {
+  const config = baseConfig([{ username: 'alice', password: 'secret', groups: ['alpha'] }]);
+  config.groups = [{ slug: 'alpha', shard: 5, max_pending_jobs: -1, defaults: { lease: 0, colour: 'red', time_zone: 'Mars/Base' }, queues: { q: { max_attempts: -1 } } }];
+  const stderr = await problems(config);
+  assert.equal(stderr.split('\n').filter((line) => line !== ''), [
+    '  - groups[0].shard: expected an integer from 0 to 0 (shards: 1), got 5',
+    '  - groups[0].max_pending_jobs: expected an integer from 0 to 1000000000 (jobs, 0 for no limit), got -1',
+    '  - groups[0].defaults.lease: expected an integer from 1 to 31536000 (seconds), got 0',
+    '  - groups[0].defaults.time_zone: expected an IANA time zone such as Europe/Paris, got "Mars/Base"',
+    '  - groups[0].queues.q.max_attempts: expected an integer from 0 to 1000000 (attempts, 0 for no limit), got -1',
+  ]);
 });
 
 checks('password and password_hash together are rejected', async () => {

@@ -224,7 +224,13 @@ invalid.run();
 
 const warnings = serverSuite(
   'config warnings',
-  { colour: 'blue', queue_limit: 5, test_mode: false, allow_dispatch: false },
+  {
+    colour: 'blue',
+    queue_limit: 5,
+    test_mode: false,
+    allow_dispatch: false,
+    groups: [{ slug: 'group1', defaults: { colour: 'red' } }, { slug: 'group2' }, { slug: 'group3' }],
+  },
   { env: { TEST_MODE: '0', ALLOW_DISPATCH: '0' } },
 );
 
@@ -235,6 +241,10 @@ warnings('unknown keys only warn', async ({ server }) => {
     assert.is(warning.length, 1, key);
     assert.is(warning[0].level, 40, `${key} is logged at warn level`);
   }
+
+  const nested = entries.filter((entry) => String(entry.msg).startsWith('groups[0].defaults.colour: unknown key is ignored;'));
+  assert.is(nested.length, 1, 'an unknown key of group defaults warns');
+  assert.is(nested[0].level, 40);
 
   const client = await LineClient.connect(server.port);
   assert.is(await client.request('PING'), 'PONG');

@@ -65,4 +65,18 @@ state('pipelined requests see the state that earlier replies set', async ({ serv
   admin.close();
 });
 
+state('a late report without a group reaches the job', async ({ server }) => {
+  const publisher = await LineClient.login(server.port);
+  const worker = await LineClient.login(server.port, 'user1', 'pass1', null);
+  assert.is(await worker.request('SUBSCRIBE group1 state-late'), 'OK');
+  const id = (await publisher.request('PUBLISH state-late t p')).slice(3);
+  assert.is(parsePush(await worker.next()).ID, id);
+  assert.is(await worker.request(`UPDATE_JOB ${id} done`), 'OK');
+  assert.is(errorCode(await worker.request(`UPDATE_JOB ${id} done`)), 'Err: job-finished');
+  assert.is(errorCode(await worker.request(`JOB UPDATE ${id} errored`)), 'Err: job-finished');
+  // An id this connection never held still needs a group.
+  assert.is(await worker.request('UPDATE_JOB AAAAAAAAAAAAAAAA done'), 'Err: group-non-selected');
+  closeAll(publisher, worker);
+});
+
 state.run();

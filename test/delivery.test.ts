@@ -159,6 +159,29 @@ delivery('prefetch 1 holds one unreported job', async ({ server }) => {
   closeAll(publisher, worker);
 });
 
+delivery('a worker takes turns between its queues', async ({ server }) => {
+  const publisher = await LineClient.login(server.port);
+  const quiet = await publishAll(publisher, 'turns-quiet', ['q1', 'q2']);
+  const busy = await publishAll(publisher, 'turns-busy', Array.from({ length: 20 }, (_, index) => `b${index}`));
+  const worker = await LineClient.login(server.port);
+  worker.write('SUBSCRIBE turns-busy\nSUBSCRIBE turns-quiet\n');
+  // Two OKs and the first push, which may come before the second OK.
+  const lines = [await worker.next(), await worker.next(), await worker.next()];
+  assert.equal(lines.filter((line) => line === 'OK').length, 2, lines.join('\n'));
+  let job = parsePush(lines.find((line) => line !== 'OK') as string);
+
+  const pushed: string[] = [];
+  for (let index = 0; index < 5; index++) {
+    pushed.push(job.ID);
+    assert.is(await worker.request(`UPDATE_JOB ${job.ID} done`), 'OK');
+    if (index < 4) job = await nextPush(worker);
+  }
+  // The busy queue was subscribed first and has jobs throughout; the quiet one still gets
+  // every other freed slot.
+  assert.equal(pushed, [busy[0], busy[1], quiet[0], busy[2], quiet[1]]);
+  closeAll(publisher, worker);
+});
+
 delivery('pushed job shows State in-progress', async ({ server }) => {
   const queue = 'pushed-state';
   const publisher = await LineClient.login(server.port);

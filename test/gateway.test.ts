@@ -482,21 +482,28 @@ gateway.run();
 
 const small = serverSuite('gateway response limit', { max_reply_bytes: 4096 });
 
-small('response past max_reply_bytes stops the request', async ({ server }) => {
+small('response past max_reply_bytes keeps earlier replies and stops', async ({ server }) => {
   const webPort = server.webPort as number;
   const setup = await postCommands(webPort, ['AUTH user1 pass1', 'USE_GROUP group1', `PUBLISH gw-big t ${'x'.repeat(1000)}`]);
   assert.is(setup.status, 200);
   const listings = Array.from({ length: 20 }, () => 'LIST_JOBS gw-big');
-  const { status, body } = await postCommands(webPort, ['AUTH user1 pass1', 'USE_GROUP group1', ...listings, 'PUBLISH gw-after t x']);
+  const { status, body } = await postCommands(webPort, ['AUTH user1 pass1', 'USE_GROUP group1', 'PUBLISH gw-kept t x', ...listings, 'PUBLISH gw-after t x']);
   assert.is(status, 400);
   assert.is(body.success, false);
-  assert.equal(body.data, []);
-  assert.is(body.errors.length, 1);
-  assert.is(body.errors[0].code, 'reply-too-large');
-  assert.match(body.errors[0].message, /^the replies of this request exceed max_reply_bytes \(4096 bytes\) after 6 of 23 commands, which ran;/);
+
+  // Each listing is about 1.2 KB, so the fourth passes 4096 bytes: it is left out, and the
+  // 17 commands after it do not run.
+  assert.is(body.data.length, 6);
+  assert.equal(body.data.slice(0, 2), ['Welcome!', 'OK']);
+  assert.match(body.data[2] as string, /^OK#[A-Za-z0-9]{16}$/);
+  for (const listing of body.data.slice(3)) assert.ok(Array.isArray(listing));
+  assert.equal(body.errors.map((error) => error.code), ['reply-too-large', 'reply-too-large']);
+  assert.match(body.errors[0].message, /^command 7 \(LIST_JOBS\) ran, but its reply would bring the response past max_reply_bytes \(4096 bytes\)/);
+  assert.match(body.errors[1].message, /^the last 17 of 24 commands did not run/);
+
   const replies = await tcpReplies(server.port, ['AUTH user1 pass1', 'USE_GROUP group1', 'LIST_QUEUES']);
   const queues = JSON.parse(replies[2]) as Array<{ Slug: string }>;
-  assert.equal(queues.map((queue) => queue.Slug), ['gw-big']);
+  assert.equal(queues.map((queue) => queue.Slug), ['gw-big', 'gw-kept']);
 });
 
 small.run();

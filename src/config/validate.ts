@@ -199,7 +199,7 @@ export function validateConfig(raw: unknown): ValidationResult {
   const declaredSlugs = new Set<string>();
   // With an invalid shards value, group placements cannot be checked against it.
   const shards = problems.some((problem) => problem.startsWith('shards:')) ? Infinity : config.shards;
-  config.groups = validateGroups(input.groups, shards, problems, declaredSlugs);
+  config.groups = validateGroups(input.groups, shards, problems, warnings, declaredSlugs);
   config.users = validateUsers(input.users, declaredSlugs, problems, warnings);
   if (config.users.length === 0 && problems.length === 0) {
     warnings.push('no users are configured, so no client can log in; add entries under users');
@@ -212,7 +212,7 @@ export function validateConfig(raw: unknown): ValidationResult {
 }
 
 /** Validates `groups`. Every well-formed slug goes into `declared`, even when its entry has another problem. */
-function validateGroups(raw: unknown, shards: number, problems: string[], declared: Set<string>): GroupConfig[] {
+function validateGroups(raw: unknown, shards: number, problems: string[], warnings: string[], declared: Set<string>): GroupConfig[] {
   if (raw === undefined || raw === null) return [];
   if (!Array.isArray(raw)) {
     problems.push('groups: expected a list of {slug} entries');
@@ -244,32 +244,30 @@ function validateGroups(raw: unknown, shards: number, problems: string[], declar
       if (typeof shard !== 'number' || !Number.isInteger(shard) || shard < 0 || shard >= shards) {
         const range = Number.isFinite(shards) ? `from 0 to ${shards - 1} (shards: ${shards})` : 'of at least 0';
         problems.push(`${where}.shard: expected an integer ${range}, got ${describe(shard)}`);
-        return;
+      } else {
+        group.shard = shard;
       }
-      group.shard = shard;
     }
     if (maxPending !== undefined) {
       if (typeof maxPending !== 'number' || !Number.isInteger(maxPending) || maxPending < 0 || maxPending > 1_000_000_000) {
         problems.push(`${where}.max_pending_jobs: expected an integer from 0 to 1000000000 (jobs, 0 for no limit), got ${describe(maxPending)}`);
-        return;
+      } else {
+        group.max_pending_jobs = maxPending;
       }
-      group.max_pending_jobs = maxPending;
     }
     if (defaults !== undefined) {
-      const checked = validateJobDefaults(defaults, `${where}.defaults`, problems);
-      if (checked === null) return;
-      group.defaults = checked;
+      const checked = validateJobDefaults(defaults, `${where}.defaults`, problems, warnings);
+      if (checked !== null) group.defaults = checked;
     }
     if (queues !== undefined) {
       if (queues === null || typeof queues !== 'object' || Array.isArray(queues)) {
         problems.push(`${where}.queues: expected a mapping of queue slugs to defaults, got ${describe(queues)}`);
-        return;
-      }
-      group.queues = {};
-      for (const [queue, values] of Object.entries(queues as Record<string, unknown>)) {
-        const checked = validateJobDefaults(values, `${where}.queues.${queue}`, problems);
-        if (checked === null) return;
-        group.queues[queue] = checked;
+      } else {
+        group.queues = {};
+        for (const [queue, values] of Object.entries(queues as Record<string, unknown>)) {
+          const checked = validateJobDefaults(values, `${where}.queues.${queue}`, problems, warnings);
+          if (checked !== null) group.queues[queue] = checked;
+        }
       }
     }
     groups.push(group);
@@ -286,42 +284,40 @@ const JOB_DEFAULT_KEYS: Record<string, IntegerRule> = {
   lease: { min: 1, max: 31_536_000, unit: 'seconds' },
 };
 
-/** Validates the job defaults of a group or a queue; returns null after recording a problem. */
-function validateJobDefaults(raw: unknown, where: string, problems: string[]): JobDefaults | null {
+/**
+ * Validates the job defaults of a group or a queue. Records every problem, warns about
+ * unknown keys as for the top level, and returns null when it recorded a problem.
+ */
+function validateJobDefaults(raw: unknown, where: string, problems: string[], warnings: string[]): JobDefaults | null {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     problems.push(`${where}: expected a mapping such as {max_attempts: 5, lease: 60}, got ${describe(raw)}`);
     return null;
   }
   const checked: JobDefaults = {};
+  const before = problems.length;
   for (const [key, value] of Object.entries(raw as Record<string, unknown>)) {
     if (key === 'time_zone') {
-      if (typeof value !== 'string' || !isTimeZone(value)) {
-        problems.push(`${where}.time_zone: expected an IANA time zone such as Europe/Paris, got ${describe(value)}`);
-        return null;
-      }
-      checked.time_zone = value;
+      if (typeof value === 'string' && isTimeZone(value)) checked.time_zone = value;
+      else problems.push(`${where}.time_zone: expected an IANA time zone such as Europe/Paris, got ${describe(value)}`);
       continue;
     }
     if (key === 'backoff') {
-      if (typeof value !== 'string' || !(BACKOFF_KINDS as readonly string[]).includes(value)) {
-        problems.push(`${where}.backoff: expected one of ${BACKOFF_KINDS.join(', ')}, got ${describe(value)}`);
-        return null;
-      }
-      checked.backoff = value as Backoff;
+      if (typeof value === 'string' && (BACKOFF_KINDS as readonly string[]).includes(value)) checked.backoff = value as Backoff;
+      else problems.push(`${where}.backoff: expected one of ${BACKOFF_KINDS.join(', ')}, got ${describe(value)}`);
       continue;
     }
     const rule = Object.hasOwn(JOB_DEFAULT_KEYS, key) ? JOB_DEFAULT_KEYS[key] : undefined;
     if (rule === undefined) {
-      problems.push(`${where}.${key}: unknown key; the keys are ${[...Object.keys(JOB_DEFAULT_KEYS), 'backoff', 'time_zone'].join(', ')}`);
-      return null;
+      warnings.push(`${where}.${key}: unknown key is ignored; the keys are ${[...Object.keys(JOB_DEFAULT_KEYS), 'backoff', 'time_zone'].join(', ')}`);
+      continue;
     }
     if (typeof value !== 'number' || !Number.isInteger(value) || value < rule.min || value > rule.max) {
       problems.push(`${where}.${key}: expected an integer from ${rule.min} to ${rule.max} (${rule.unit}), got ${describe(value)}`);
-      return null;
+      continue;
     }
     (checked as Record<string, number>)[key] = value;
   }
-  return checked;
+  return problems.length === before ? checked : null;
 }
 
 /** scrypt parameters accepted in a password_hash, with at most 256 MiB of scrypt memory per check. */

@@ -102,6 +102,29 @@ function parseCommands(body: string): string[] | GatewayResponse {
   return commands as string[];
 }
 
+/**
+ * Ends a request whose replies passed max_reply_bytes after command `index`. The replies
+ * before it stay, so a client keeps the ids of the jobs it published. The reply that passed
+ * the limit stays too if it is a status line, which is short; a JSON reply is replaced by
+ * an error. The commands after it do not run, and one more error reports that.
+ */
+function stopAtLimit(client: GatewayClient, commands: string[], index: number, maxBytes: number): void {
+  const last = client.replies.length - 1;
+  const name = commands[index].trim().split(' ')[0].slice(0, 40);
+  if (client.replies[last].startsWith('{') || client.replies[last].startsWith('[')) {
+    client.replies[last] = errorReply(
+      ErrorCode.REPLY_TOO_LARGE,
+      `command ${index + 1} (${name}) ran, but its reply would bring the response past max_reply_bytes (${maxBytes} bytes); run it in a request of its own, page it, or use TCP`,
+    );
+  }
+  const left = commands.length - index - 1;
+  if (left > 0) {
+    client.replies.push(
+      errorReply(ErrorCode.REPLY_TOO_LARGE, `the last ${left} of ${commands.length} commands did not run, because the replies reached max_reply_bytes (${maxBytes} bytes); send them in another request`),
+    );
+  }
+}
+
 async function runCommands(server: JobatatorServer, client: GatewayClient, commands: string[]): Promise<GatewayResponse> {
   server.clients.set(client.id, client);
   const maxBytes = server.config.max_reply_bytes;
@@ -122,10 +145,8 @@ async function runCommands(server: JobatatorServer, client: GatewayClient, comma
       }
       await client.waitForReplies(index + 1);
       if (client.replyBytes > maxBytes) {
-        return badRequest(
-          `the replies of this request exceed max_reply_bytes (${maxBytes} bytes) after ${index + 1} of ${commands.length} commands, which ran; send fewer or smaller commands per request`,
-          ErrorCode.REPLY_TOO_LARGE,
-        );
+        stopAtLimit(client, commands, index, maxBytes);
+        break;
       }
     }
   } finally {

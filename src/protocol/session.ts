@@ -1,12 +1,20 @@
 import type { UserConfig } from '../config/types';
 import type { OrderedOutput } from './ordered-output';
 
+/** Number of released jobs whose group a session remembers. */
+const RECENTLY_HELD_LIMIT = 256;
+
 /** Per-connection state kept on the main thread. */
 export class Session {
   user: UserConfig | null = null;
   group: string | null = null;
   /** Jobs pushed to this connection and not yet reported, by id, with their group. */
   readonly held = new Map<string, string>();
+  /**
+   * Groups of the jobs this connection let go of most recently, oldest first, so that a late
+   * report on one reaches its group when no group is selected.
+   */
+  readonly recentlyHeld = new Map<string, string>();
   /** Shards that may keep state for this connection and must hear when it closes. */
   readonly shards = new Set<number>();
   /** Set once a SUBSCRIBE succeeded. */
@@ -21,6 +29,17 @@ export class Session {
   readonly revoked = new Set<string>();
   /** Shards whose push was bounced because the prefetch was used up; they wait for Credit. */
   readonly awaitingCredit = new Set<number>();
+
+  /** Removes a job from the held ones and remembers its group among the recent ones. */
+  letGo(jobId: string): boolean {
+    const group = this.held.get(jobId);
+    if (group === undefined) return false;
+    this.held.delete(jobId);
+    this.recentlyHeld.delete(jobId);
+    this.recentlyHeld.set(jobId, group);
+    if (this.recentlyHeld.size > RECENTLY_HELD_LIMIT) this.recentlyHeld.delete(this.recentlyHeld.keys().next().value as string);
+    return true;
+  }
 
   subscribe(group: string, queue: string): void {
     let queues = this.subscriptions.get(group);

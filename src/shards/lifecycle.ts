@@ -179,6 +179,12 @@ function expireLater(ctx: ShardContext, job: Job, ttlMs: number): void {
 /** Hands a pending job to a worker and starts its lease. */
 export function assignJob(ctx: ShardContext, job: Job, worker: WorkerConnection): void {
   hold(ctx, job, worker);
+  if (worker.subscriptions.size > 1) {
+    // The queue goes behind the worker's other queues, which then come first when a slot
+    // frees, so a busy queue cannot starve them.
+    worker.subscriptions.delete(job.queue);
+    worker.subscriptions.add(job.queue);
+  }
   ctx.emitPush(worker, job);
 }
 

@@ -320,7 +320,9 @@ export class Shard implements ShardContext {
     if (this.durable) this.published.push(job);
   }
 
+  /** Asks for a dispatch round of the queue; the rounds run in the order of the latest requests. */
   markDirty(queue: Queue): void {
+    this.dirty.delete(queue);
     this.dirty.add(queue);
   }
 
