@@ -86,11 +86,11 @@ async function measureChurn(target: ChurnTarget, options: BenchOptions, figures:
   figures.rss_max_mib = Math.max(...samples.map((sample) => sample.rss)) / MIB;
   figures.rss_trend_ratio = last.rss / samples[0].rss;
 
-  const kept = await client.check();
-  figures.lost = options.churnJobs - kept.stored;
-  figures.parked_kept = kept.parkedKept ? 1 : 0;
-  if (figures.lost !== 0) throw new Error(`${options.churnJobs} jobs churned and ${kept.stored} are left`);
-  if (!kept.parkedKept) throw new Error('the job parked in its failed state before the churn is gone');
+  const remaining = await client.check();
+  figures.lost = options.churnJobs - remaining.stored;
+  figures.parked_kept = remaining.parkedKept ? 1 : 0;
+  if (figures.lost !== 0) throw new Error(`${options.churnJobs} jobs churned and ${remaining.stored} are left`);
+  if (!remaining.parkedKept) throw new Error('the job parked in its failed state before the churn is gone');
 }
 
 async function startTarget(name: BrokerName, context: WorkloadContext, started: BrokerInstance[]): Promise<ChurnTarget> {

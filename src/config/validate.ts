@@ -133,13 +133,12 @@ export function validateConfig(raw: unknown): ValidationResult {
   for (const [key, rule] of Object.entries(INTEGER_KEYS)) {
     const value = input[key];
     if (value === undefined) continue;
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < rule.min || value > rule.max) {
-      problems.push(
-        `${key}: expected an integer from ${rule.min} to ${rule.max} (${rule.unit}), got ${describe(value)}`,
-      );
+    const problem = integerProblem(key, value, rule);
+    if (problem !== null) {
+      problems.push(problem);
       continue;
     }
-    (config as unknown as Record<string, number>)[key] = value;
+    (config as unknown as Record<string, number>)[key] = value as number;
   }
 
   for (const key of BOOLEAN_KEYS) {
@@ -249,11 +248,9 @@ function validateGroups(raw: unknown, shards: number, problems: string[], warnin
       }
     }
     if (maxPending !== undefined) {
-      if (typeof maxPending !== 'number' || !Number.isInteger(maxPending) || maxPending < 0 || maxPending > 1_000_000_000) {
-        problems.push(`${where}.max_pending_jobs: expected an integer from 0 to 1000000000 (jobs, 0 for no limit), got ${describe(maxPending)}`);
-      } else {
-        group.max_pending_jobs = maxPending;
-      }
+      const problem = integerProblem(`${where}.max_pending_jobs`, maxPending, GROUP_MAX_PENDING);
+      if (problem === null) group.max_pending_jobs = maxPending as number;
+      else problems.push(problem);
     }
     if (defaults !== undefined) {
       const checked = validateJobDefaults(defaults, `${where}.defaults`, problems, warnings);
@@ -273,6 +270,15 @@ function validateGroups(raw: unknown, shards: number, problems: string[], warnin
     groups.push(group);
   });
   return groups;
+}
+
+/** Range of a group's max_pending_jobs. */
+const GROUP_MAX_PENDING: IntegerRule = { min: 0, max: 1_000_000_000, unit: 'jobs, 0 for no limit' };
+
+/** Returns the problem of a value outside an integer rule, or null for a valid value. */
+function integerProblem(where: string, value: unknown, rule: IntegerRule): string | null {
+  if (typeof value === 'number' && Number.isInteger(value) && value >= rule.min && value <= rule.max) return null;
+  return `${where}: expected an integer from ${rule.min} to ${rule.max} (${rule.unit}), got ${describe(value)}`;
 }
 
 /** Ranges of the job defaults a group or a queue may set. */
@@ -311,11 +317,12 @@ function validateJobDefaults(raw: unknown, where: string, problems: string[], wa
       warnings.push(`${where}.${key}: unknown key is ignored; the keys are ${[...Object.keys(JOB_DEFAULT_KEYS), 'backoff', 'time_zone'].join(', ')}`);
       continue;
     }
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < rule.min || value > rule.max) {
-      problems.push(`${where}.${key}: expected an integer from ${rule.min} to ${rule.max} (${rule.unit}), got ${describe(value)}`);
+    const problem = integerProblem(`${where}.${key}`, value, rule);
+    if (problem !== null) {
+      problems.push(problem);
       continue;
     }
-    (checked as Record<string, number>)[key] = value;
+    (checked as Record<string, number>)[key] = value as number;
   }
   return problems.length === before ? checked : null;
 }

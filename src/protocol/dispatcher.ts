@@ -117,9 +117,9 @@ export class Dispatcher {
     const form = matchForm(command, commandArgs.length);
     let group = session.group;
     if (form !== undefined && (command.name === 'JOB' || command.name === 'UPDATE_JOB')) {
-      // A job this connection holds, or held lately, is found whatever group is current, so
-      // a worker that subscribed with the older `SUBSCRIBE group queue` form reports without
-      // USE_GROUP, and a late report gets the job's own answer (job-finished, for one).
+      // A job this connection holds, or held lately, is found whatever group is current. A
+      // worker that subscribed with the older `SUBSCRIBE group queue` form then reports
+      // without USE_GROUP, and a late report gets the job's own reply, such as job-finished.
       const id = command.name === 'JOB' ? commandArgs[1] : commandArgs[0];
       group = session.held.get(id) ?? session.recentlyHeld.get(id) ?? group;
     }
